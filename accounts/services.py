@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, User
+from accounts.selectors import API_KEY_PREFIX_LENGTH, hash_api_secret
+from apex_site.errors import ApplicationError
+
+
+@transaction.atomic
+def user_register(
+    *, email: str, password: str, display_name: str = "", **profile: str
+) -> User:
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ApplicationError(
+            "An account with this email already exists.",
+            code="email_taken",
+            detail={"email": ["An account with this email already exists."]},
+        )
+    user = User(email=email, display_name=display_name, **profile)
+    validate_password(password, user)  # Django's ValidationError → error shape
+    user.set_password(password)
+    user.full_clean()
+    user.save()
+    return user
+
+
+def user_profile_update(*, user: User, **fields: str) -> User:
+    allowed = {"display_name", "age_band", "gender", "occupation"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ApplicationError(f"Unknown profile fields: {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(user, name, value)
+    user.full_clean(exclude=["password"])
+    user.save(update_fields=list(fields))
+    return user
+
+
+def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is never stored."""
+    name = name.strip()
+    if not name:
+        raise ApplicationError("Give the key a name.", detail={"name": ["Required."]})
+    while True:
+        prefix = secrets.token_hex(API_KEY_PREFIX_LENGTH // 2)
+        if not ApiKey.objects.filter(prefix=prefix).exists():
+            break
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        user=user, name=name[:80], prefix=prefix, hashed_secret=hash_api_secret(secret)
+    )
+    return key, f"{prefix}.{secret}"
+
+
+def api_key_revoke(*, user: User, key_id: int) -> ApiKey:
+    key = ApiKey.objects.filter(user=user, pk=key_id).first()
+    if key is None:
+        raise ApplicationError("No such API key.", code="not_found", status_code=404)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def api_key_touch(*, key: ApiKey) -> None:
+    """Record use, at most once a minute per key to spare the database."""
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

@@ -1,0 +1,79 @@
+"""Platform health endpoints: ``/v1/platform/status`` and ``/readiness``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apex_site import __version__, health
+
+
+class PlatformStatusApi(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        summary="Version, run mode and the state of every component",
+        responses=inline_serializer(
+            "PlatformStatus",
+            {
+                "version": serializers.CharField(),
+                "git_commit": serializers.CharField(allow_null=True),
+                "run_mode": serializers.CharField(),
+                "database": serializers.DictField(),
+                "redis": serializers.DictField(allow_null=True),
+                "celery": serializers.DictField(),
+            },
+        ),
+    )
+    def get(self, request):
+        redis_state = health.check_redis()
+        return Response(
+            {
+                "version": __version__,
+                "git_commit": health.git_commit(),
+                "run_mode": settings.RUN_MODE,
+                "database": health.check_database().as_dict(),
+                "redis": redis_state.as_dict() if redis_state else None,
+                "celery": health.celery_state(),
+            }
+        )
+
+
+class PlatformReadinessApi(APIView):
+    """200 when the database and (where configured) Redis answer, else 503."""
+
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        summary="Readiness probe",
+        responses={
+            200: inline_serializer(
+                "Readiness",
+                {
+                    "ready": serializers.BooleanField(),
+                    "components": serializers.DictField(),
+                },
+            ),
+            503: None,
+        },
+    )
+    def get(self, request):
+        components = {"database": health.check_database()}
+        redis_state = health.check_redis()
+        if redis_state is not None:
+            components["redis"] = redis_state
+        failing = sorted(name for name, state in components.items() if not state.ok)
+        body = {
+            "ready": not failing,
+            "components": {name: s.as_dict() for name, s in components.items()},
+        }
+        if failing:
+            body["failing"] = failing
+            return Response(body, status=503)
+        return Response(body)

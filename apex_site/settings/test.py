@@ -1,0 +1,17 @@
+"""Tests: PostgreSQL and Redis started by ``scripts/run_tests.py`` (``make test``).
+
+Tasks run in-process by default so unit tests stay deterministic; integration
+tests switch to the real worker explicitly.
+"""
+
+from .base import *  # noqa: F403
+from .environment import env_bool
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = env_bool("APEX_CELERY_EAGER", True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"anon": "10000/min", "user": "10000/min"}

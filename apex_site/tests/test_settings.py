@@ -1,0 +1,97 @@
+"""Start-up refuses malformed configuration, naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(env_overrides: dict, settings_module="apex_site.settings.base", args=None):
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}
+    }
+    env.update(DJANGO_SETTINGS_MODULE=settings_module, **env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *(args or ["check"])],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql-ish://nowhere"),
+        ("DATABASE_URL", "postgres://user@host:5432/"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("REDIS_URL", "redis://localhost:notaport/0"),
+        ("APEX_HEARTBEAT_SECONDS", "soon"),
+        ("APEX_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_a_malformed_variable_stops_start_up_naming_it(name, value, tmp_path):
+    result = _start({name: value, "APEX_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert f"Environment variable {name}=" in result.stderr
+    assert "malformed" in result.stderr
+
+
+def test_the_embedded_default_needs_no_variables(tmp_path):
+    result = _start(
+        {"APEX_DATA_DIR": str(tmp_path)},
+        args=[
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            "from django.conf import settings as s;"
+            "print(s.RUN_MODE, s.DATABASES['default']['ENGINE'],"
+            " s.CELERY_TASK_ALWAYS_EAGER,"
+            " s.CHANNEL_LAYERS['default']['BACKEND'], s.CACHES['default']['BACKEND'])",
+        ],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "embedded",
+        "django.db.backends.sqlite3",
+        "True",
+        "channels.layers.InMemoryChannelLayer",
+        "django.core.cache.backends.locmem.LocMemCache",
+    ]
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    result = _start(
+        {
+            "APEX_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://a@localhost/b",
+            "REDIS_URL": "redis://localhost:6379/0",
+        },
+        settings_module="apex_site.settings.production",
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is required" in result.stderr
+
+
+def test_production_passes_check_deploy(tmp_path):
+    result = _start(
+        {
+            "APEX_DATA_DIR": str(tmp_path),
+            "DJANGO_SECRET_KEY": "k7#Qz!pW2@vN9$xR4^mT6&bY8*cL1(dF3)gH5_jK0+sA-eU=iO"
+            * 2,
+            "DATABASE_URL": "postgres://a@localhost/b",
+            "REDIS_URL": "redis://localhost:6379/0",
+            "DJANGO_ALLOWED_HOSTS": "apex.example.com",
+        },
+        settings_module="apex_site.settings.production",
+        args=["check", "--deploy", "--fail-level", "WARNING"],
+    )
+    assert result.returncode == 0, result.stderr + result.stdout

@@ -1,0 +1,100 @@
+"""Fixtures shared by every app's tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    from accounts.tests.factories import UserFactory
+
+    return UserFactory()
+
+
+def require_redis() -> str:
+    """Integration tests need the Redis that `make test` starts; never skip."""
+    if not settings.REDIS_URL:
+        pytest.fail("REDIS_URL is not set: run the suite with `make test`")
+    return settings.REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the test Redis and the test database."""
+    from apex_site.celery import app
+
+    require_redis()
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        APEX_CELERY_EAGER="0",
+        DATABASE_URL=(
+            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        ),
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "apex_site",
+            "worker",
+            "-Q",
+            "default",
+            "--pool=solo",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            "pytest@%h",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"celery worker exited with {proc.returncode}")
+            if app.control.inspect(timeout=1).ping():
+                break
+        else:
+            pytest.fail("celery worker did not answer a ping within 90 s")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def real_celery(celery_worker_process, settings):
+    """Send tasks to the worker process instead of running them in-process."""
+    from apex_site.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    try:
+        yield app
+    finally:
+        app.conf.task_always_eager = True

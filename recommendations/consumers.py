@@ -1,0 +1,31 @@
+"""The live feed websocket: one group per signed-in user.
+
+The consumer stays thin: it authenticates on connect, joins the user's group
+and forwards ``feed.update`` events pushed by ``services.feed_push``.
+"""
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from recommendations.services import feed_group_name
+
+
+class FeedConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.group_name = feed_group_name(user.pk)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group_name"):
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def feed_update(self, event: dict) -> None:
+        await self.send_json({"type": "feed.update", "payload": event["payload"]})

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from recommendations.consumers import FeedConsumer
+
+websocket_urlpatterns = [
+    path("ws/feed/", FeedConsumer.as_asgi()),
+]

@@ -1,0 +1,71 @@
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+
+from recommendations.consumers import FeedConsumer
+from recommendations.services import feed_push
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _communicator(user):
+    communicator = WebsocketCommunicator(FeedConsumer.as_asgi(), "/ws/feed/")
+    communicator.scope["user"] = user
+    return communicator
+
+
+@pytest.mark.integration
+def test_a_feed_update_travels_through_redis_to_the_socket(user, settings):
+    assert "RedisChannelLayer" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
+
+    async def scenario():
+        communicator = _communicator(user)
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+        await get_channel_layer().group_send(
+            f"feed.user.{user.pk}", {"type": "feed.update", "payload": {"items": [42]}}
+        )
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return message
+
+    assert async_to_sync(scenario)() == {
+        "type": "feed.update",
+        "payload": {"items": [42]},
+    }
+
+
+def test_anonymous_sockets_are_refused():
+    async def scenario():
+        communicator = _communicator(AnonymousUser())
+        connected, code = await communicator.connect()
+        return connected, code
+
+    assert async_to_sync(scenario)() == (False, 4401)
+
+
+@pytest.mark.integration
+def test_feed_push_waits_for_the_commit(user):
+    def push_inside_a_transaction(communicator) -> bool:
+        with transaction.atomic():
+            feed_push(user_id=user.pk, payload={"items": [1]})
+            return async_to_sync(communicator.receive_nothing)(timeout=0.5)
+
+    async def scenario():
+        communicator = _communicator(user)
+        await communicator.connect()
+        silent_before_commit = await sync_to_async(push_inside_a_transaction)(
+            communicator
+        )
+        after_commit = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return silent_before_commit, after_commit
+
+    silent, message = async_to_sync(scenario)()
+    assert silent is True
+    assert message == {"type": "feed.update", "payload": {"items": [1]}}

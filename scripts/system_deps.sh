@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the system packages APEX needs (Debian/Ubuntu, only when run as root).
+# Anything already present is left alone; non-root runs just report what is missing.
+set -euo pipefail
+
+need=()
+command -v python3.11 >/dev/null || command -v python3 >/dev/null || need+=(python3 python3-venv)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v chromium >/dev/null || need+=(chromium)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null; then
+    echo "missing system packages: ${need[*]} (install them, or run as root on Debian/Ubuntu)" >&2
+    exit 0
+fi
+echo "==> apt-get install ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
