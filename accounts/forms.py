@@ -21,4 +21,6 @@ class ProfileForm(forms.ModelForm):
 
 
 class ApiKeyCreateForm(forms.Form):
-    name = forms.CharField(max_length=80, help_text="For example: “production server”.")
+    name = forms.CharField(
+        label="Key name", max_length=80, help_text="For example: “production server”."
+    )

@@ -49,11 +49,25 @@ class User(AbstractUser):
     age_band = models.CharField(max_length=16, choices=AgeBand.choices, blank=True)
     gender = models.CharField(max_length=16, choices=Gender.choices, blank=True)
     occupation = models.CharField(max_length=64, blank=True)
+    # Accounts imported from a data set (e.g. "movielens:ml-100k") keep their id
+    # there, so re-running an import finds them instead of duplicating them.
+    # Both are empty for people who signed up.
+    source = models.CharField(max_length=40, blank=True, default="")
+    external_id = models.CharField(max_length=64, blank=True, default="")
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
 
     objects = UserManager()
+
+    class Meta(AbstractUser.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~models.Q(source=""),
+                name="accounts_user_unique_external_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email

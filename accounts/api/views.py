@@ -30,6 +30,7 @@ class RegisterApi(APIView):
 
     @extend_schema(
         summary="Create an account",
+        tags=["auth"],
         request=InputSerializer,
         responses={201: UserOutputSerializer},
         examples=[
@@ -50,6 +51,10 @@ class RegisterApi(APIView):
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="The authenticated account", responses=UserOutputSerializer)
+    @extend_schema(
+        summary="The authenticated account",
+        tags=["auth"],
+        responses=UserOutputSerializer,
+    )
     def get(self, request):
         return Response(UserOutputSerializer(request.user).data)

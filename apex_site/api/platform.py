@@ -14,10 +14,12 @@ from apex_site import __version__, health
 
 class PlatformStatusApi(APIView):
     permission_classes = [AllowAny]
+    authentication_classes: list = []
     throttle_classes: list = []
 
     @extend_schema(
         summary="Version, run mode and the state of every component",
+        tags=["platform"],
         responses=inline_serializer(
             "PlatformStatus",
             {
@@ -48,10 +50,12 @@ class PlatformReadinessApi(APIView):
     """200 when the database and (where configured) Redis answer, else 503."""
 
     permission_classes = [AllowAny]
+    authentication_classes: list = []
     throttle_classes: list = []
 
     @extend_schema(
         summary="Readiness probe",
+        tags=["platform"],
         responses={
             200: inline_serializer(
                 "Readiness",

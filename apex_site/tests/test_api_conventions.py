@@ -60,3 +60,11 @@ def test_home_page_renders(client):
     response = client.get("/")
     assert response.status_code == 200
     assert "Sign up" in response.content.decode()
+
+
+def test_the_openapi_schema_is_valid_and_warning_free(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    assert "/v1/platform/readiness" in out.read_text()
