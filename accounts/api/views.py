@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.services import user_register
+from accounts.services import user_profile_update, user_register
 
 
 class UserOutputSerializer(serializers.ModelSerializer):
@@ -51,6 +51,20 @@ class RegisterApi(APIView):
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    class ProfileInputSerializer(serializers.Serializer):
+        display_name = serializers.CharField(
+            max_length=80, required=False, allow_blank=True
+        )
+        age_band = serializers.ChoiceField(
+            User.AgeBand.choices, required=False, allow_blank=True
+        )
+        gender = serializers.ChoiceField(
+            User.Gender.choices, required=False, allow_blank=True
+        )
+        occupation = serializers.CharField(
+            max_length=64, required=False, allow_blank=True
+        )
+
     @extend_schema(
         summary="The authenticated account",
         tags=["auth"],
@@ -58,3 +72,15 @@ class MeApi(APIView):
     )
     def get(self, request):
         return Response(UserOutputSerializer(request.user).data)
+
+    @extend_schema(
+        summary="Edit the optional profile fields",
+        tags=["auth"],
+        request=ProfileInputSerializer,
+        responses=UserOutputSerializer,
+    )
+    def patch(self, request):
+        serializer = self.ProfileInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = user_profile_update(user=request.user, **serializer.validated_data)
+        return Response(UserOutputSerializer(user).data)

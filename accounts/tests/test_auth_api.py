@@ -76,3 +76,23 @@ def test_a_garbage_bearer_token_is_rejected(api_client):
     response = api_client.get("/v1/auth/me")
     assert response.status_code == 401
     assert response.json()["code"] == "token_not_valid"
+
+
+def test_a_user_edits_their_optional_profile(api_client, user):
+    api_client.force_authenticate(user)
+    response = api_client.patch(
+        "/v1/auth/me", {"gender": "female", "occupation": "pilot"}, format="json"
+    )
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert (user.gender, user.occupation, user.age_band) == ("female", "pilot", "")
+
+    cleared = api_client.patch("/v1/auth/me", {"gender": ""}, format="json")
+    assert cleared.json()["gender"] == ""
+
+
+def test_profile_edits_reject_unknown_choices(api_client, user):
+    api_client.force_authenticate(user)
+    response = api_client.patch("/v1/auth/me", {"age_band": "ancient"}, format="json")
+    assert response.status_code == 400
+    assert "age_band" in response.json()["detail"]
