@@ -6,6 +6,7 @@ PORT ?= 8000
 .PHONY: run test venv system-deps migrate lint format worker beat clean
 
 run: venv migrate  ## set up and serve the product on http://127.0.0.1:8000 (embedded mode)
+	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m uvicorn apex_site.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 

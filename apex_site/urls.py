@@ -10,12 +10,14 @@ handler500 = "apex_site.errors.handler500"
 api_v1 = [
     path("", include("apex_site.api.urls")),
     path("auth/", include("accounts.api.urls")),
+    path("", include("catalog.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("accounts.urls")),
+    path("", include("catalog.urls")),
     path("admin/", admin.site.urls),
     path("v1/", include(api_v1)),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
