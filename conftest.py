@@ -34,6 +34,27 @@ def require_redis() -> str:
     return settings.REDIS_URL
 
 
+@pytest.fixture
+def browser_page(live_server):
+    """A Chromium page (Playwright) for tests against ``live_server``."""
+    from django.db import connections
+
+    from apex_site.browser import chromium_page
+
+    # Playwright's sync API runs an event loop in the test thread, which makes
+    # Django refuse ORM calls there; the calls are still made one at a time.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with chromium_page() as page:
+            yield page
+            # ORM calls made while Playwright's loop runs get their own
+            # connection (asgiref context); close it, or it blocks the teardown
+            # of the test database.
+            connections.close_all()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real Celery worker process on the test Redis and the test database."""

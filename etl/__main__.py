@@ -102,10 +102,18 @@ def _tables(args: argparse.Namespace) -> list[str] | None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.verbose)
-    from pyspark.sql import SparkSession
-
     from etl import pipeline
     from etl.lake import Lake
+
+    lake = Lake(args.lake)
+    if args.command == "status":
+        # Status reads the Delta logs with `deltalake`: no Spark session needed.
+        for entry in pipeline.status(lake):
+            print(json.dumps(entry, default=str))
+        return 0
+
+    from pyspark.sql import SparkSession
+
     from etl.sources import InputFileError
     from etl.spark import SparkSettings, SparkSetupError, build_spark
 
@@ -123,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     startup = time.perf_counter() - started
-    lake = Lake(args.lake)
     try:
         if args.command == "run":
             layers = tuple(x.strip() for x in args.layers.split(",") if x.strip())
@@ -139,15 +146,13 @@ def main(argv: list[str] | None = None) -> int:
                 "stages": report.stages,
             }
             print(json.dumps(out, indent=2, default=str))
-        elif args.command == "status":
-            for entry in pipeline.status(spark, lake):
-                print(json.dumps(entry, default=str))
         elif args.command == "optimize":
             print("\n".join(pipeline.optimize(spark, lake, tables=_tables(args))))
         elif args.command == "vacuum":
-            print(
-                "\n".join(pipeline.vacuum(spark, lake, retain_hours=args.retain_hours))
+            done = pipeline.vacuum(
+                spark, lake, retain_hours=args.retain_hours, tables=_tables(args)
             )
+            print("\n".join(done))
     except InputFileError as exc:
         print(f"error: bad input file: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,6 @@
 """A person signs up, creates an API key and uses it — in a real Chromium."""
 
 import json
-import os
 import re
 import urllib.request
 
@@ -11,17 +10,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(live_server):
-    from apex_site.browser import chromium_page
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the
-    # live server makes happen in its own threads, so this is safe here.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with chromium_page() as page:
-            yield page
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+def page(browser_page):
+    return browser_page
 
 
 def test_sign_up_create_a_key_and_call_the_api(page, live_server):

@@ -34,7 +34,6 @@ from recommendations.engine.errors import DataError, MalformedRowError
 logger = logging.getLogger(__name__)
 
 DATASETS = ("ml-100k", "ml-1m", "ml-latest-small", "ml-latest", "ml-20m", "ml-25m")
-_LAYOUT_OF = {"ml-100k": "ml-100k", "ml-1m": "ml-1m"}  # the rest are csv
 BATCH_SIZE = 5000
 
 
@@ -72,7 +71,11 @@ def read_release(
     sources: Sequence[ml.SourceName] | None = None,
     cache_dir: str | Path | None = None,
 ) -> ml.MovieLensData:
-    """Parse a release with the engine's reader; errors become ApplicationErrors."""
+    """Parse a release with the engine's reader; errors become ApplicationErrors.
+
+    The reader refuses malformed rows and files, a folder of another layout and
+    a release without ratings or movies; each maps to its own error code.
+    """
     if dataset not in DATASETS:
         raise ApplicationError(
             f"Unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}."
@@ -86,6 +89,12 @@ def read_release(
             sources=sources or ml.DEFAULT_SOURCES,
             policy=policy,
         )
+    except ml.MalformedFileError as exc:
+        raise ApplicationError(
+            f"{exc.path}, line {exc.line}: {exc.reason}. Nothing was loaded.",
+            code="malformed_file",
+            detail={"file": exc.path, "line": exc.line, "reason": exc.reason},
+        ) from exc
     except MalformedRowError as exc:
         raise ApplicationError(
             f"{exc.path}, line {exc.line}: {exc.reason}. Nothing was loaded; fix "
@@ -93,46 +102,26 @@ def read_release(
             code="malformed_row",
             detail={"file": exc.path, "line": exc.line, "reason": exc.reason},
         ) from exc
+    except ml.EmptyReleaseError as exc:
+        raise ApplicationError(
+            f"{exc}; nothing was loaded.",
+            code="empty_release",
+            detail={"file": exc.path, "table": exc.table, "reason": exc.reason},
+        ) from exc
+    except ml.WrongLayoutError as exc:
+        raise ApplicationError(
+            f"{exc}. Pass the --dataset that matches the folder, or a folder "
+            f"holding {dataset}.",
+            code="wrong_layout",
+            detail={
+                "folder": exc.folder,
+                "expected": exc.expected_files,
+                "found": exc.found_files,
+            },
+        ) from exc
     except DataError as exc:
         raise ApplicationError(str(exc), code=exc.code) from exc
-    except UnicodeDecodeError as exc:
-        # The engine's reader does not say which file failed to decode; find it.
-        raise _decode_error(Path(path) if path else None, exc) from exc
-    if data.ratings.empty or data.movies.empty:
-        raise ApplicationError(
-            f"{data.source}: the release has no "
-            f"{'ratings' if data.ratings.empty else 'movies'}; nothing was loaded.",
-            code="empty_release",
-        )
-    expected = _LAYOUT_OF.get(dataset, "csv")
-    if data.layout != expected:
-        raise ApplicationError(
-            f"{data.source} holds the {data.layout} layout, not {dataset}.",
-            code="wrong_layout",
-        )
     return data
-
-
-# Encodings the engine reads each file with (Latin-1 never fails to decode).
-_UTF8_FILES = ("u.data", "u.user", "ratings.csv", "movies.csv", "links.csv", "tags.csv")
-
-
-def _decode_error(folder: Path | None, exc: UnicodeDecodeError) -> ApplicationError:
-    for name in _UTF8_FILES:
-        candidate = folder / name if folder else None
-        if candidate is None or not candidate.is_file():
-            continue
-        raw = candidate.read_bytes()
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as found:
-            line = raw[: found.start].count(b"\n") + 1
-            return ApplicationError(
-                f"{candidate}, line {line}: not valid UTF-8. Nothing was loaded.",
-                code="malformed_file",
-                detail={"file": str(candidate), "line": line, "reason": "not UTF-8"},
-            )
-    return ApplicationError(f"A file is not valid UTF-8 ({exc}). Nothing was loaded.")
 
 
 def movielens_load(

@@ -1,9 +1,6 @@
 """Search as you type and the watchlist toggle, in a real Chromium (htmx)."""
 
-import os
-
 import pytest
-from django.db import connections
 
 from accounts.tests.factories import PASSWORD, UserFactory
 from catalog import services
@@ -14,19 +11,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(live_server):
-    from apex_site.browser import chromium_page
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with chromium_page() as page:
-            yield page
-            # ORM calls made while Playwright's event loop runs get their own
-            # connection (asgiref context); close it, or it blocks the teardown
-            # of the test database.
-            connections.close_all()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+def page(browser_page):
+    return browser_page
 
 
 def test_results_appear_while_typing_without_a_page_load(page, live_server):

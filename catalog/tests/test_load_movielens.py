@@ -8,7 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.models import User
-from catalog.loaders.movielens import movielens_load
+from apex_site.errors import ApplicationError
+from catalog.loaders.movielens import movielens_load, read_release
 from catalog.models import Genre, Movie
 from catalog.tests import datafiles
 from learning.models import Interaction
@@ -254,3 +255,37 @@ def test_a_release_without_ratings_is_refused(tmp_path):
     with pytest.raises(CommandError, match="has no ratings"):
         _load("ml-100k", folder)
     assert Movie.objects.count() == 0
+
+
+def _csv_folder(tmp_path: Path) -> Path:
+    return datafiles.write_csv_release(tmp_path / "small")
+
+
+def _empty_ratings(tmp_path: Path) -> Path:
+    folder = datafiles.write_ml100k(tmp_path / "ml-100k")
+    (folder / "u.data").write_text("")
+    return folder
+
+
+def _latin1_users(tmp_path: Path) -> Path:
+    folder = datafiles.write_ml100k(tmp_path / "ml-100k")
+    (folder / "u.user").write_bytes(b"1|24|M|\xe9crivain|85711\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("make_folder", "code", "detail"),
+    [
+        (_csv_folder, "wrong_layout", {"expected", "found"}),
+        (_empty_ratings, "empty_release", {"file", "table"}),
+        (_latin1_users, "malformed_file", {"file", "line"}),
+    ],
+)
+def test_the_parsers_refusals_map_to_catalog_error_codes(
+    tmp_path, make_folder, code, detail
+):
+    with pytest.raises(ApplicationError) as error:
+        read_release("ml-100k", path=make_folder(tmp_path), sources=["path"])
+
+    assert error.value.code == code
+    assert detail <= set(error.value.detail)

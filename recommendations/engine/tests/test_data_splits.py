@@ -10,7 +10,11 @@ import pytest
 import scipy.stats
 
 from recommendations.engine.data import Interactions, global_temporal, leave_one_out
-from recommendations.engine.errors import UnknownItemError, UnknownUserError
+from recommendations.engine.errors import (
+    MalformedRowError,
+    UnknownItemError,
+    UnknownUserError,
+)
 
 
 def frame(rows: list[tuple[object, object, float, int]]) -> pd.DataFrame:
@@ -103,6 +107,9 @@ def test_csv_input(tmp_path: Path) -> None:
         "interactions": 3,
     }
     assert data.items.ids[data.sequence(0)].tolist() == [11, 10]  # time order
+    path.write_text("user_id,item_id,rating,timestamp\n1,10,4,100\n1,11,x,50\n")
+    with pytest.raises(MalformedRowError, match="line 3"):
+        Interactions.from_csv(path)
 
 
 def test_synthetic_generator_plants_its_structure(synthetic) -> None:  # noqa: ANN001

@@ -1,0 +1,214 @@
+"""Hyperbolic recommender: item points on the Poincaré ball, distance scoring.
+
+Sun, Cheng, Zhang, Chen, Zhao, Hua & Ng, "HGCF: Hyperbolic Graph
+Convolution Networks for Collaborative Filtering", WWW 2021; Vinh Tran, Tay,
+Zhang, Cong & Luu, "HyperML: A Boosting Metric Learning Approach in
+Hyperbolic Space for Recommender Systems", WSDM 2020; Riemannian optimisation
+as in Bécigneul & Ganea, "Riemannian Adaptive Optimization Methods", ICLR 2019
+(geoopt's ``RiemannianAdam``).
+
+Items are points ``e_i`` on the Poincaré ball of curvature ``-c``
+(``geoopt.ManifoldParameter``); a user is the point
+``u = expmap0(sum_j w_j logmap0(e_j))``, the tangent-space (at the origin)
+weighted mean of the history items' points -- HGCF's aggregation in the
+tangent space, one hop. The score of item ``i`` is ``-d_c(u, e_i)``, the
+negative geodesic distance, so a new event moves the user without retraining
+and unknown users are folded in exactly the way training users are.
+
+Departures from the papers:
+
+- no user parameters: the user is always aggregated from the history (HGCF
+  also learns a user point and stacks several hyperbolic GCN layers);
+- loss: softmax cross-entropy over the whole catalog on ``-d / temperature``
+  (the target item left out of its own user's aggregate), instead of HGCF's
+  margin ranking loss with sampled negatives;
+- ``history_decay`` (inference only, as in ``lightgcn``) weights the j-th
+  most recent item by ``exp(-decay j)``; ``None`` picks it on validation.
+
+Serving with FAISS: the score is monotone in neither the inner product nor
+the Euclidean distance of the ball coordinates, so an ANN index cannot rank
+exactly. The plan (serving issue): index the tangent vectors
+``logmap0(e_i)`` in a FAISS L2 index, retrieve a generous candidate set (e.g.
+500) for ``logmap0(u)``, and re-score the candidates exactly with
+:func:`poincare_distance`. The recall of that candidate stage is not yet
+measured.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import geoopt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from recommendations.engine.data.interactions import History, Interactions
+from recommendations.engine.data.splits import EvalTask
+from recommendations.engine.evaluation.evaluator import validation_ndcg
+from recommendations.engine.models.base import ModelConfig
+from recommendations.engine.models.torch_base import TorchRecommender
+
+logger = logging.getLogger(__name__)
+
+EPS = 1e-7  # floor of each conformal factor 1 - c|x|^2
+
+
+class HyperbolicConfig(ModelConfig):
+    dim: int = Field(64, ge=2)
+    """Dimension D of the ball."""
+    curvature: float = Field(1.0, gt=0)
+    """c: the ball has curvature -c and radius 1 / sqrt(c)."""
+    init_scale: float = Field(0.1, gt=0)
+    """Std of the tangent vectors mapped to the initial points."""
+    temperature: float = Field(0.3, gt=0)
+    """Softmax temperature on the negative distances."""
+    lr: float = Field(0.02, gt=0)
+    """RiemannianAdam learning rate."""
+    batch_size: int = Field(1024, ge=1)
+    """(user, item) pairs per step."""
+    history_decay: float | None = Field(0.0, ge=0)
+    """Weight of the j-th most recent item ~ exp(-decay j) when scoring; 0 =
+    uniform; ``None`` picks it from ``history_decay_grid`` on validation."""
+    history_decay_grid: tuple[float, ...] = (0.0, 0.03, 0.1, 0.3, 1.0)
+    """Candidates tried when ``history_decay`` is ``None``."""
+
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"history_decay": None},
+        "full": {"history_decay": None, "dim": 128},
+    }
+    TRAINER_PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"max_epochs": 100, "patience": 5, "eval_every": 2},
+        "full": {"max_epochs": 300, "patience": 10, "eval_every": 2},
+    }
+
+
+def poincare_distance(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
+    """All-pairs geodesic distance ``(B, D) x (N, D) -> (B, N)`` on the ball.
+
+    ``d = arcosh(1 + 2c |x - y|^2 / ((1 - c|x|^2)(1 - c|y|^2))) / sqrt(c)``,
+    with ``|x - y|^2`` expanded so it is one matrix product.
+    """
+    x2 = x.pow(2).sum(-1, keepdim=True)  # (B, 1)
+    y2 = y.pow(2).sum(-1)[None, :]  # (1, N)
+    diff2 = (x2 + y2 - 2.0 * x @ y.T).clamp_min(0.0)  # (B, N)
+    denom = (1 - c * x2).clamp_min(EPS) * (1 - c * y2).clamp_min(EPS)
+    arg = 1.0 + 2.0 * c * diff2 / denom
+    return torch.acosh(arg.clamp_min(1.0 + 1e-7)) / c**0.5
+
+
+class HyperbolicNet(nn.Module):
+    def __init__(self, n_items: int, cfg: HyperbolicConfig) -> None:
+        super().__init__()
+        self.ball = geoopt.PoincareBall(c=cfg.curvature)
+        tangent = torch.randn(n_items, cfg.dim) * cfg.init_scale  # (N, D)
+        self.items = geoopt.ManifoldParameter(
+            self.ball.expmap0(tangent), manifold=self.ball
+        )
+
+    def users(self, weights: torch.Tensor) -> torch.Tensor:
+        """Row-stochastic history weights ``(B, N)`` -> user points ``(B, D)``."""
+        tangent = weights @ self.ball.logmap0(self.items)  # (B, D)
+        return self.ball.expmap0(tangent)
+
+
+class Hyperbolic(TorchRecommender):
+    name: ClassVar[str] = "hyperbolic"
+    Config = HyperbolicConfig
+
+    def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.decay = self.config.history_decay or 0.0
+        self.fit_info: dict[str, Any] = {}
+
+    def build_net(self) -> nn.Module:
+        return HyperbolicNet(self.n_items, self.config)
+
+    # -------------------------------------------------------------- training
+    def setup(self, train: Interactions, seed: int) -> None:
+        cfg: HyperbolicConfig = self.config
+        self.net = self.build_net().to(self.torch_device)
+        self.optimizer = geoopt.optim.RiemannianAdam(self.net.parameters(), lr=cfg.lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.matrix = train.matrix()  # (U, N) binary
+        coo = self.matrix.tocoo()
+        keep = np.diff(self.matrix.indptr)[coo.row] >= 2  # the target leaves >= 1
+        self.pairs_u = coo.row[keep].astype(np.int64)
+        self.pairs_i = coo.col[keep].astype(np.int64)
+
+    def train_epoch(self, epoch: int) -> float:
+        cfg: HyperbolicConfig = self.config
+        net = self._require_net()
+        net.train()
+        device = self.torch_device
+        order = torch.randperm(len(self.pairs_u), generator=self.generator).numpy()
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            u, i = self.pairs_u[idx], self.pairs_i[idx]
+            hist = torch.from_numpy(self.matrix[u].toarray()).to(device)  # (B, N)
+            target = torch.from_numpy(i).to(device)  # (B,)
+            hist[torch.arange(len(i)), target] = 0.0  # leave the target out
+            weights = hist / hist.sum(-1, keepdim=True)
+            users = net.users(weights)  # (B, D)
+            logits = -poincare_distance(users, net.items, cfg.curvature)  # (B, N)
+            loss = F.cross_entropy(logits / cfg.temperature, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        return total / max(len(order), 1)
+
+    def finish(self, valid: EvalTask | None) -> None:
+        """Pick ``history_decay`` on validation when it is ``None``."""
+        cfg: HyperbolicConfig = self.config
+        if cfg.history_decay is not None or valid is None or not len(valid):
+            self.decay = cfg.history_decay or 0.0
+            return
+        results = {}
+        for decay in cfg.history_decay_grid:
+            self.decay = decay
+            results[decay] = validation_ndcg(self, valid)
+        self.decay = max(results, key=results.__getitem__)
+        self.fit_info = {"history_decay": self.decay, "decay_grid_valid": results}
+        logger.info("hyperbolic history_decay %.3f (valid %s)", self.decay, results)
+
+    # --------------------------------------------------------------- scoring
+    def history_weights(self, histories: list[History]) -> np.ndarray:
+        """Row-stochastic ``(B, N)`` weights of the history items (0 if empty)."""
+        weights = np.zeros((len(histories), self.n_items), dtype=np.float32)
+        for r, h in enumerate(histories):
+            if not len(h.items):
+                continue
+            age = np.arange(len(h.items))[::-1]
+            w = np.exp(-self.decay * age)
+            np.add.at(weights[r], h.items, w)
+            weights[r] /= weights[r].sum()
+        return weights
+
+    def _score(self, histories: list[History]) -> np.ndarray:
+        net = self._require_net()
+        net.eval()
+        weights = torch.from_numpy(self.history_weights(histories))
+        with torch.no_grad():
+            users = net.users(weights.to(self.torch_device))  # (B, D)
+            dist = poincare_distance(users, net.items, self.config.curvature)
+        return (-dist).float().cpu().numpy()
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """Item points on the ball ``(N, D)`` (use ``logmap0`` for a flat space)."""
+        return self._require_net().items.detach().cpu().numpy().copy()
+
+    # -------------------------------------------------------------- state
+    def get_state(self) -> dict[str, np.ndarray]:
+        state = super().get_state()
+        state["_decay"] = np.array(self.decay, dtype=np.float64)
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        super().set_state({k: v for k, v in state.items() if not k.startswith("_")})
+        if "_decay" in state:
+            self.decay = float(state["_decay"])
