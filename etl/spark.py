@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
+# py4j logs every gateway connection at INFO, including from an atexit hook
+# after logging's streams are closed ("--- Logging error ---" at shutdown).
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 JarMode = Literal["cache", "ivy", "maven"]
 _MODES = ("auto", "cache", "ivy", "maven")

@@ -95,3 +95,18 @@ def test_production_passes_check_deploy(tmp_path):
         args=["check", "--deploy", "--fail-level", "WARNING"],
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_postgresql_connections_are_pooled_unless_turned_off(tmp_path):
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default'];"
+        "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool', {}).get('max_size'))"
+    )
+    url = {"APEX_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgres://a@localhost/b"}
+    pooled = _start(url, args=["shell", "-v", "0", "-c", code])
+    assert pooled.returncode == 0, pooled.stderr
+    assert pooled.stdout.split() == ["0", "20"]
+    unpooled = _start(
+        {**url, "APEX_DB_POOL": "off"}, args=["shell", "-v", "0", "-c", code]
+    )
+    assert unpooled.stdout.split() == ["60", "None"]
