@@ -29,6 +29,11 @@ BAD: dict[str, dict[str, Any]] = {
     "ease": {"l2": -1.0},
     "sasrec": {"dropout": 1.5},
     "lightgcn": {"layers": -1},
+    "kan": {"grid_size": 0},
+    "neural_ode": {"phase": True, "dim": 15},
+    "quantum_fluid": {"dim": 15},
+    "hyperbolic": {"curvature": 0},
+    "diffusion": {"steps": 5, "sampling_steps": 9},
 }
 
 
