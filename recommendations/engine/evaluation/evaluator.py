@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,8 @@ from recommendations.engine.evaluation.metrics import (
     target_ranks,
 )
 from recommendations.engine.evaluation.stats import mean_ci
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -143,3 +145,23 @@ def validation_ndcg(
             )
         )
     return total / len(task)
+
+
+def select_on_validation(
+    scorer: Scorer,
+    task: EvalTask,
+    candidates: Iterable[T],
+    apply: Callable[[T], None],
+) -> tuple[T, dict[T, float]]:
+    """Try each candidate setting (``apply`` installs it on ``scorer``), keep the
+    one with the best validation NDCG@10 (the first on ties) and leave it applied.
+
+    Returns the winner and every candidate's validation NDCG@10.
+    """
+    results: dict[T, float] = {}
+    for candidate in candidates:
+        apply(candidate)
+        results[candidate] = validation_ndcg(scorer, task)
+    best = max(results, key=results.__getitem__)
+    apply(best)
+    return best, results

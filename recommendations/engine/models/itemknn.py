@@ -18,7 +18,7 @@ from pydantic import Field
 
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.data.splits import EvalTask
-from recommendations.engine.evaluation.evaluator import validation_ndcg
+from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig, Recommender
 
 
@@ -69,19 +69,17 @@ class ItemKNN(Recommender):
         if not cfg.tune or valid is None or not len(valid):
             self.similarity = self._similarity(co, cfg.neighbors, cfg.shrink)
             return
-        results: dict[str, float] = {}
-        best, best_score = (cfg.neighbors, cfg.shrink), -1.0
-        for k in cfg.neighbors_grid:
-            for shrink in cfg.shrink_grid:
-                self.similarity = self._similarity(co, k, shrink)
-                score = validation_ndcg(self, valid)
-                results[f"{k}/{shrink:g}"] = score
-                if score > best_score:
-                    best, best_score = (k, shrink), score
-        self.similarity = self._similarity(co, *best)
+
+        def install(setting: tuple[int, float]) -> None:
+            self.similarity = self._similarity(co, *setting)
+
+        grid = [(k, shrink) for k in cfg.neighbors_grid for shrink in cfg.shrink_grid]
+        best, results = select_on_validation(self, valid, grid, install)
         self.fit_info = {
-            "neighbors": best[0], "shrink": best[1], "grid_valid_ndcg@10": results,
-        }  # fmt: skip
+            "neighbors": best[0],
+            "shrink": best[1],
+            "grid_valid_ndcg@10": {f"{k}/{sh:g}": v for (k, sh), v in results.items()},
+        }
 
     @staticmethod
     def _similarity(co: np.ndarray, neighbors: int, shrink: float) -> sp.csr_matrix:

@@ -35,7 +35,7 @@ from torch import nn
 
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.data.splits import EvalTask
-from recommendations.engine.evaluation.evaluator import validation_ndcg
+from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
 
@@ -216,17 +216,18 @@ class LightGCN(TorchRecommender):
             count += len(idx)
         return total / max(count, 1)
 
+    def _set_decay(self, decay: float) -> None:
+        self.decay = decay
+
     def finish(self, valid: EvalTask | None) -> None:
         """After training: pick ``history_decay`` on validation when asked to."""
         cfg: LightGCNConfig = self.config
         if cfg.history_decay is not None or valid is None or not len(valid):
             self.decay = cfg.history_decay or 0.0
             return
-        results = {}
-        for decay in cfg.history_decay_grid:
-            self.decay = decay
-            results[decay] = validation_ndcg(self, valid)
-        self.decay = max(results, key=results.__getitem__)
+        self.decay, results = select_on_validation(
+            self, valid, cfg.history_decay_grid, self._set_decay
+        )
         self.fit_info = {
             "history_decay": self.decay,
             "decay_grid_valid_ndcg@10": results,
