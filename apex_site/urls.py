@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apex_site.api.urls")),
     path("auth/", include("accounts.api.urls")),
     path("", include("catalog.api.urls")),
+    path("", include("recommendations.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]
 

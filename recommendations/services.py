@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from recommendations.models import EnsembleWeights
 
 
 def feed_group_name(user_id: int) -> str:
@@ -20,3 +26,42 @@ def feed_push(*, user_id: int, payload: dict) -> None:
         )
 
     transaction.on_commit(send)
+
+
+@transaction.atomic
+def propose_weights(
+    *, fit: dict[str, Any], created_by=None, notes: str = ""
+) -> EnsembleWeights:
+    """Store a weight fit (``fit_ensemble_weights``' output) as a proposed version."""
+    last = EnsembleWeights.objects.select_for_update().aggregate(v=Max("version"))["v"]
+    gate = fit.get("gate") or {}
+    weights = EnsembleWeights(
+        version=(last or 0) + 1,
+        weights=fit["weights"],
+        normalisation=fit.get("normalisation", "zscore"),
+        objective=fit.get("objective", "dr"),
+        estimated_value=fit.get("estimated_value"),
+        estimates=fit.get("estimates", {}),
+        gate_threshold=gate.get("threshold"),
+        fitted_on=fit.get("fitted_on", {}),
+        created_by=created_by,
+        notes=notes,
+    )
+    weights.full_clean()
+    weights.save()
+    return weights
+
+
+@transaction.atomic
+def activate_weights(*, version: int) -> EnsembleWeights:
+    """Make ``version`` the active one; the previous active version is retired."""
+    chosen = EnsembleWeights.objects.select_for_update().get(version=version)
+    if chosen.status == EnsembleWeights.Status.ACTIVE:
+        return chosen
+    EnsembleWeights.objects.filter(status=EnsembleWeights.Status.ACTIVE).update(
+        status=EnsembleWeights.Status.RETIRED
+    )
+    chosen.status = EnsembleWeights.Status.ACTIVE
+    chosen.activated_at = timezone.now()
+    chosen.save(update_fields=["status", "activated_at"])
+    return chosen

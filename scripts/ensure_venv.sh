@@ -3,7 +3,9 @@
 #
 # The virtualenv lives outside the clone, keyed by the hash of requirements.txt,
 # so a fresh clone (CI) reuses it instead of re-downloading torch and friends.
-# pip's own cache makes a rebuild after a pin change cheap as well.
+# Wheels are kept in a local wheelhouse ($CACHE_DIR/wheels): after a pin change
+# only the changed wheels are downloaded (pip's HTTP cache does not keep the
+# multi-gigabyte torch/CUDA wheels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,12 @@ if [ ! -f "$VENV/.complete" ]; then
     mkdir -p "$CACHE_DIR/venvs"
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --progress-bar off --cache-dir "$CACHE_DIR/pip" -r requirements.txt
+    mkdir -p "$CACHE_DIR/wheels"
+    # "File was already downloaded" for every wheel already in the wheelhouse.
+    "$VENV/bin/pip" download --progress-bar off --cache-dir "$CACHE_DIR/pip" \
+        --dest "$CACHE_DIR/wheels" -r requirements.txt
+    "$VENV/bin/pip" install --progress-bar off --no-index \
+        --find-links "$CACHE_DIR/wheels" -r requirements.txt
     touch "$VENV/.complete"
 fi
 

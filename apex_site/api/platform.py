@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apex_site import __version__, health
+from recommendations.serving.runtime import get_runtime
 
 
 class PlatformStatusApi(APIView):
@@ -29,6 +30,10 @@ class PlatformStatusApi(APIView):
                 "database": serializers.DictField(),
                 "redis": serializers.DictField(allow_null=True),
                 "celery": serializers.DictField(),
+                "serving": serializers.DictField(
+                    help_text="Tier decision (with any downgrade), state and "
+                    "loaded artifact version of this process; loads nothing"
+                ),
             },
         ),
     )
@@ -42,6 +47,7 @@ class PlatformStatusApi(APIView):
                 "database": health.check_database().as_dict(),
                 "redis": redis_state.as_dict() if redis_state else None,
                 "celery": health.celery_state(),
+                "serving": get_runtime().status(),
             }
         )
 

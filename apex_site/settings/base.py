@@ -278,6 +278,21 @@ APEX_SEARCH_TORCH_THREADS = env_int("APEX_SEARCH_TORCH_THREADS", 1, minimum=1)
 # The lake the ETL reads; `manage.py export_events` writes <lake>/landing/events/.
 APEX_LAKE_DIR = Path(env_str("APEX_LAKE_DIR", str(DATA_DIR / "lake"))).resolve()
 
+# ------------------------------------------------------------------ serving
+# Trained artifacts: <dir>/<version>/ with manifest.json, and a `current` pointer.
+APEX_ARTIFACTS_DIR = Path(
+    env_str("APEX_ARTIFACTS_DIR", str(BASE_DIR / "artifacts"))
+).resolve()
+# Serving tier: auto (detect) or 1/2/3, pytorch/onnx/content, tier1/tier2/tier3.
+APEX_SERVING_TIER = env_choice(
+    "APEX_SERVING_TIER",
+    "auto",
+    ("auto", "1", "2", "3", "tier1", "tier2", "tier3", "pytorch", "onnx", "content"),
+)
+# Detection thresholds: free VRAM for tier 1, total RAM for tier 2 (MiB).
+APEX_SERVING_MIN_VRAM_MB = env_int("APEX_SERVING_MIN_VRAM_MB", 8192, minimum=0)
+APEX_SERVING_MIN_RAM_MB = env_int("APEX_SERVING_MIN_RAM_MB", 8192, minimum=0)
+
 # ------------------------------------------------------------------ logging
 LOG_LEVEL = env_choice(
     "APEX_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -23,7 +23,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +34,11 @@ from recommendations.engine.evaluation.evaluator import EvaluationResult, evalua
 from recommendations.engine.evaluation.stats import mean_ci, paired_bootstrap
 from recommendations.engine.models.registry import get_model_class, model_names
 from recommendations.engine.training.profiles import model_config, trainer_config
-from recommendations.engine.training.trainer import Trainer
+from recommendations.engine.training.trainer import FitReport, Trainer
+
+if TYPE_CHECKING:
+    from recommendations.engine.models.base import Recommender
+    from recommendations.engine.models.ensemble import Ensemble
 
 logger = logging.getLogger("recommendations.engine.cli")
 
@@ -75,11 +79,18 @@ def run_model(
     profile: str,
     device: str,
     keep_scores: bool,
-) -> tuple[dict[str, Any], EvaluationResult]:
+    fitted: dict[str, Recommender] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], EvaluationResult, Recommender]:
+    """Train (or, for the ensemble, reuse this seed's fitted members) and test."""
     model_cls = get_model_class(name)
-    model = model_cls(model_config(model_cls, profile))
+    model = model_cls(model_config(model_cls, profile, **(overrides or {})))
     trainer = Trainer(trainer_config(model_cls, profile, seed=seed, device=device))
-    report = model.fit(split.train, split.validation_task(), trainer)
+    members = getattr(model.config, "members", ())
+    if name == "ensemble" and fitted and all(m in fitted for m in members):
+        report = _ensemble_from_fitted(model, fitted, split, seed)  # type: ignore[arg-type]
+    else:
+        report = model.fit(split.train, split.validation_task(), trainer)
     result = evaluate(
         model,
         split.test_task(),
@@ -102,7 +113,26 @@ def run_model(
         {m: round(result.mean(m), 4) for m in HEADLINE},
         report.train_seconds,
     )
-    return record, result
+    return record, result, model
+
+
+def _ensemble_from_fitted(
+    model: Ensemble, fitted: dict[str, Recommender], split: Split, seed: int
+) -> FitReport:
+    """Blend members trained earlier in the same run (same seed): no retraining."""
+    started = time.perf_counter()
+    model.use_members(fitted, split.train, split.validation_task(), seed=seed)
+    report = FitReport(model="ensemble")
+    members = model.config.members
+    member_fit = [getattr(fitted[m], "last_fit", None) for m in members]
+    member_seconds = sum(r.train_seconds for r in member_fit if r is not None)
+    report.train_seconds = member_seconds + time.perf_counter() - started
+    report.cpu_seconds = sum(r.cpu_seconds for r in member_fit if r is not None)
+    report.epochs = 1
+    report.extra.update(model.fit_info)
+    report.extra["members_seconds"] = round(member_seconds, 1)
+    report.extra["reused_members"] = True
+    return report
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,18 +164,30 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "models": {},
     }
     per_user: dict[str, np.ndarray] = {}
-    for name in names:
-        runs, results = [], []
-        for seed in seeds:
+    overrides: dict[str, dict[str, Any]] = {}
+    if args.ensemble_members:
+        overrides["ensemble"] = {
+            "members": tuple(m for m in args.ensemble_members.split(",") if m)
+        }
+    # The ensemble goes last so it can blend the members fitted for each seed.
+    names = sorted(names, key=lambda n: n == "ensemble")
+    all_runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    all_results: dict[str, list[EvaluationResult]] = {n: [] for n in names}
+    for seed in seeds:
+        fitted: dict[str, Recommender] = {}
+        for name in names:
             keep = bool(args.dump_scores) and seed == seeds[0]
-            record, result = run_model(
+            record, result, model = run_model(
                 name, split, seed=seed, profile=args.profile, device=args.device,
-                keep_scores=keep,
+                keep_scores=keep, fitted=fitted, overrides=overrides.get(name),
             )  # fmt: skip
-            runs.append(record)
-            results.append(result)
+            fitted[name] = model
+            all_runs[name].append(record)
+            all_results[name].append(result)
             if keep:
                 dump_scores(Path(args.dump_scores), name, data, result)
+    for name in names:
+        runs, results = all_runs[name], all_results[name]
         model_cls = get_model_class(name)
         over_seeds = {
             "full": {
@@ -159,9 +201,9 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "scoring_seconds": _summarise([r["scoring_seconds"] for r in runs]),
         }
         out["models"][name] = {
-            "hyperparameters": model_config(model_cls, args.profile).model_dump(
-                mode="json"
-            ),
+            "hyperparameters": model_config(
+                model_cls, args.profile, **overrides.get(name, {})
+            ).model_dump(mode="json"),
             "trainer": trainer_config(model_cls, args.profile).model_dump(mode="json"),
             "over_seeds": over_seeds,
             "runs": runs,
@@ -234,6 +276,103 @@ def markdown_report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fit_ensemble_weights(
+    data_spec: str,
+    *,
+    members: list[str] | None = None,
+    profile: str = "quick",
+    seed: int = 1,
+    device: str = "cpu",
+    objective: str = "dr",
+    save_model: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train the ensemble's members and choose its weights on validation.
+
+    Returns what a weights version stores: weights, normalisation, the
+    estimates (DR, IPS, SNIPS, validation NDCG@10), the gate threshold, the
+    data it was fitted on and when. ``manage.py debias`` stores it as a
+    proposed ``EnsembleWeights`` version.
+    """
+    from recommendations.engine.models.ensemble import Ensemble, EnsembleConfig
+
+    data = load_data(data_spec, seed=seed)
+    split = make_split(data, "loo")
+    overrides: dict[str, Any] = {"objective": objective}
+    if members:
+        overrides["members"] = tuple(members)
+    config = EnsembleConfig.for_profile(profile, **overrides)
+    model = Ensemble(config)
+    trainer = Trainer(trainer_config(Ensemble, profile, seed=seed, device=device))
+    report = model.fit(split.train, split.validation_task(), trainer)
+    selection = model.selection
+    out = {
+        "weights": model.weight_dict(),
+        "normalisation": model.normalisation,
+        "objective": objective,
+        "estimated_value": selection.value if selection else None,
+        "estimates": selection.estimates if selection else {},
+        "by_normalisation": selection.by_normalisation if selection else {},
+        "gate": model.gate.as_dict() if model.gate else None,
+        "fitted_on": {
+            **data.describe(),
+            "source": data_spec,
+            "protocol": "loo (weights chosen on the validation events)",
+            "splits": split.sizes(),
+            "seed": seed,
+            "profile": profile,
+        },
+        "train_seconds": round(report.train_seconds, 1),
+        "members_fit": report.extra.get("members_fit", {}),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if save_model:
+        model.save(save_model)
+        out["model_path"] = str(save_model)
+    return json.loads(json.dumps(out, default=_json_default_finite))
+
+
+def _json_default_finite(value: Any) -> Any:
+    return _json_default(value)
+
+
+def cmd_debias(args: argparse.Namespace) -> dict[str, Any]:
+    out = fit_ensemble_weights(
+        args.data,
+        members=[m for m in (args.members or "").split(",") if m] or None,
+        profile=args.profile,
+        seed=args.seed,
+        device=args.device,
+        objective=args.objective,
+        save_model=args.save_model,
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    logger.info("wrote %s: %s", args.out, out["weights"])
+    return out
+
+
+def cmd_ablation(args: argparse.Namespace) -> dict[str, Any]:
+    from recommendations.engine.ensemble.ablation import run_ablation, write_report
+
+    members = [m.strip() for m in args.models.split(",") if m.strip()]
+    for name in members:
+        get_model_class(name)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data = load_data(args.data, seed=seeds[0])
+    split = make_split(data, "loo")
+    results = run_ablation(
+        split, members, seeds=seeds, profile=args.profile, device=args.device,
+        dataset={**data.describe(), "source": args.data, "splits": split.sizes()},
+    )  # fmt: skip
+    results["command"] = " ".join(
+        ["--data", args.data, "--models", args.models, "--seeds", args.seeds,
+         "--profile", args.profile]
+    )  # fmt: skip
+    write_report(results, Path(args.out))
+    logger.info("wrote %s", args.out)
+    return results
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recommendations.engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,7 +394,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write each model's test score matrix (first seed)",
     )
+    ev.add_argument(
+        "--ensemble-members",
+        default=None,
+        help="members of `ensemble` (default: the six neural models); members "
+        "also listed in --models are trained once and reused",
+    )
     ev.add_argument("-v", "--verbose", action="store_true")
+    de = sub.add_parser(
+        "debias", help="train the ensemble's members and choose weights by DR"
+    )
+    de.add_argument("--data", required=True, help="ml-100k | synthetic | folder | CSV")
+    de.add_argument("--members", default=None, help="comma-separated member models")
+    de.add_argument("--profile", choices=("quick", "full"), default="quick")
+    de.add_argument("--seed", type=int, default=1)
+    de.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    de.add_argument("--objective", choices=("dr", "ips", "snips", "ndcg"), default="dr")
+    de.add_argument("--out", required=True, help="weights JSON to write")
+    de.add_argument("--save-model", default=None, metavar="DIR")
+    ab = sub.add_parser("ablation", help="members, ensemble and leave-one-out report")
+    ab.add_argument("--data", required=True, help="ml-100k | synthetic | folder | CSV")
+    ab.add_argument(
+        "--models", default="sasrec,lightgcn,kan,neural_ode,hyperbolic,diffusion",
+        help="the ensemble's members",
+    )  # fmt: skip
+    ab.add_argument("--seeds", default="1,2,3")
+    ab.add_argument("--profile", choices=("quick", "full"), default="quick")
+    ab.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ab.add_argument(
+        "--out", required=True, help="Markdown report (PNG + JSON beside it)"
+    )
     rep = sub.add_parser("report", help="print results.json files as Markdown tables")
     rep.add_argument("results", nargs="+")  # fmt: skip
     return parser
@@ -270,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "evaluate":
             cmd_evaluate(args)
+        elif args.command == "debias":
+            cmd_debias(args)
+        elif args.command == "ablation":
+            cmd_ablation(args)
         elif args.command == "report":
             for path in args.results:
                 sys.stdout.write(f"\n{path}\n\n")

@@ -76,6 +76,8 @@ class Recommender(abc.ABC):
         self.items: Vocabulary | None = None
         self.n_users = 0
         self.device = "cpu"
+        self.last_fit: FitReport | None = None
+        """The trainer's report of the last :meth:`fit`."""
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -221,7 +223,11 @@ class Recommender(abc.ABC):
         model.n_users = int(meta["n_users"])
         with np.load(folder / "state.npz", allow_pickle=False) as npz:
             model.set_state({k: npz[k] for k in npz.files})
+        model.load_extra(folder)
         return model
+
+    def load_extra(self, folder: Path) -> None:  # noqa: B027 - optional hook
+        """Hook: read what :meth:`save` wrote besides ``state.npz`` (members...)."""
 
 
 def _json_id(value: Any) -> Any:

@@ -25,6 +25,7 @@ MODELS: dict[str, str] = {
     "quantum_fluid": "recommendations.engine.models.neural_ode:QuantumFluid",
     "diffusion": "recommendations.engine.models.diffusion:DiffRec",
     "hyperbolic": "recommendations.engine.models.hyperbolic:Hyperbolic",
+    "ensemble": "recommendations.engine.models.ensemble:Ensemble",
 }
 
 

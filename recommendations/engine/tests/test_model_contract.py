@@ -23,6 +23,7 @@ from recommendations.engine.training import Trainer
 TINY: dict[str, dict[str, Any]] = {
     "sasrec": {"hidden": 16, "max_len": 20, "blocks": 1, "batch_size": 64},
     "lightgcn": {"dim": 16, "layers": 2, "batch_size": 512},
+    "ensemble": {"members": ("pop", "itemknn", "ease"), "samples": 20},
 }
 BAD: dict[str, dict[str, Any]] = {
     "itemknn": {"neighbors": 0},
@@ -34,6 +35,7 @@ BAD: dict[str, dict[str, Any]] = {
     "quantum_fluid": {"dim": 15},
     "hyperbolic": {"curvature": 0},
     "diffusion": {"steps": 5, "sampling_steps": 9},
+    "ensemble": {"members": ("pop", "no_such_model")},
 }
 
 

@@ -147,6 +147,7 @@ class Trainer:
             report.epochs = 1
             report.extra.update(getattr(model, "fit_info", {}))
             logger.info("fitted %s in %.1fs", model.name, report.train_seconds)
+            model.last_fit = report
             return report
         set_threads(cfg.threads)
         model.setup(train, cfg.seed)  # type: ignore[attr-defined]
@@ -161,6 +162,7 @@ class Trainer:
             report.best_valid_ndcg or float("nan"),
             report.stopped,
         )  # fmt: skip
+        model.last_fit = report
         return report
 
     def _loop(

@@ -1,0 +1,1 @@
+"""DRF views of the recommendations app (``/v1/artifacts/*``)."""
