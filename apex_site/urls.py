@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apex_site import views
+from recommendations import views as recommendation_views
 
 handler404 = "apex_site.errors.handler404"
 handler500 = "apex_site.errors.handler500"
@@ -16,9 +16,10 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", recommendation_views.home, name="home"),
     path("accounts/", include("accounts.urls")),
     path("", include("catalog.urls")),
+    path("", include("recommendations.urls")),
     path("admin/", admin.site.urls),
     path("v1/", include(api_v1)),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -9,8 +9,8 @@ error.
 
 Nothing loads until the first ``get()`` or an explicit ``warm_up()``, so
 ``migrate`` and management commands never touch models. The loader is a plain
-callable ``load(version_dir, manifest, tier) -> object``; the default reads the
-manifest back (the models are plugged in by the engine's serving code).
+callable ``load(version_dir, manifest, tier) -> object``; the default loads the
+version as a ``recommendations.engine.serving.ServingEngine`` on the tier.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,41 @@ Loader = Callable[[Path, Manifest, TierDecision], object]
 
 
 def default_loader(version_dir: Path, manifest: Manifest, tier: TierDecision) -> Any:
-    """Read the manifest back from disk (checksums are verified before this)."""
-    return read_manifest(version_dir)
+    """Load the version as a ``ServingEngine`` on ``tier`` (checksums are verified
+    before this). A load error propagates, so the runtime steps down a tier."""
+    from recommendations.engine.serving import ServingEngine
+
+    device = tier.device if tier.tier == 1 else None
+    engine = ServingEngine.load(version_dir, tier.tier, device=device)
+    return with_active_weights(engine)
+
+
+def with_active_weights(engine: Any) -> Any:
+    """Blend with the admin's active ``EnsembleWeights`` version when it fits.
+
+    A version that names members the bundle cannot serve (e.g. a member
+    without an ONNX graph on tier 2) is not applied: the bundle's own weights
+    stay, with one WARNING.
+    """
+    from recommendations.models import EnsembleWeights
+
+    try:
+        active = EnsembleWeights.objects.filter(status="active").first()
+    except Exception as exc:  # noqa: BLE001 - no database must not stop serving
+        logger.warning("could not read the active ensemble weights: %s", exc)
+        return engine
+    if active is None:
+        return engine
+    try:
+        return engine.with_weights(active.weights, gate_threshold=active.gate_threshold)
+    except ValueError as exc:
+        logger.warning(
+            "active ensemble weights v%s do not fit this artifact version (%s); "
+            "serving the weights it was built with",
+            active.version,
+            exc,
+        )
+        return engine
 
 
 def default_store() -> ArtifactStore:
@@ -249,6 +282,23 @@ class ServingRuntime:
             elapsed,
         )
         return ReloadResult(target, previous, tier, elapsed)
+
+    def replace_payload(self, transform: Callable[[Any], Any]) -> ServingBundle:
+        """Swap in ``transform(active payload)`` (e.g. the same engine with new
+        ensemble weights), same version and tier, without reloading files.
+
+        Runs under the load lock so it cannot interleave with a reload; readers
+        see the old bundle or the new one. Raises ``ServingUnavailable`` when
+        nothing is loaded; if ``transform`` raises, the old bundle stays.
+        """
+        with self._lock:
+            bundle = self._bundle
+            if bundle is None:
+                raise ServingUnavailable(
+                    "No artifact version is loaded.", detail=self._last_error
+                )
+            self._bundle = replace(bundle, payload=transform(bundle.payload))
+            return self._bundle
 
     def _record_error(self, version: str | None, reason: str) -> None:
         self._failed_at = time.monotonic()

@@ -6,7 +6,7 @@ import pytest
 
 from accounts.tests.factories import UserFactory
 from recommendations.serving import runtime as runtime_module
-from recommendations.serving.artifacts import ArtifactStore
+from recommendations.serving.artifacts import ArtifactStore, read_manifest
 from recommendations.serving.runtime import ServingRuntime
 from recommendations.serving.tiers import CapabilityProbes, CudaInfo, select_tier
 
@@ -38,8 +38,15 @@ def store(settings, tmp_path):
 
 @pytest.fixture
 def serving(store):
-    """A fresh process-wide runtime on the test's artifacts folder."""
-    runtime = ServingRuntime(decide=lambda: select_tier("auto", probes=_probes()))
+    """A fresh process-wide runtime on the test's artifacts folder.
+
+    The endpoints' mechanics are tested with a loader that reads the manifest
+    back; loading a real serving engine is covered by test_train_command.py.
+    """
+    runtime = ServingRuntime(
+        loader=lambda folder, manifest, tier: read_manifest(folder),
+        decide=lambda: select_tier("auto", probes=_probes()),
+    )
     previous = runtime_module.set_runtime(runtime)
     yield runtime
     runtime_module.set_runtime(previous)

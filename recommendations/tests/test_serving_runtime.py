@@ -114,12 +114,14 @@ def test_concurrent_first_gets_load_once(store):
     assert len({id(b) for b in results}) == 1
 
 
-def test_the_default_loader_verifies_and_reads_the_manifest(store):
-    runtime = ServingRuntime(store=store, decide=decide())
-    bundle = runtime.get()
-    assert bundle.payload == store.manifest("v1")
-    again = default_loader(store.path("v2"), bundle.manifest, bundle.tier)
-    assert again.version == "v2"
+def test_the_default_loader_refuses_a_version_that_is_not_a_serving_bundle(store):
+    # The real loader (ServingEngine.load) is exercised end to end by
+    # test_train_command.py; here: a checksummed folder without bundle.json.
+    from recommendations.engine.serving.engine import BundleLoadError
+
+    tier = select_tier("3", probes=cpu_probes(True))
+    with pytest.raises(BundleLoadError, match="cannot load the bundle"):
+        default_loader(store.path("v2"), store.manifest("v2"), tier)
 
 
 def test_reload_switches_to_the_current_or_a_named_version(store):

@@ -61,8 +61,17 @@ def normalise(
         out = (s - mean) / std
         return np.nan_to_num(out, nan=-10.0).astype(np.float32)
     if method == "rank":
+        # Scores within 1e-5 of the row's range are ties: float noise between
+        # backends (PyTorch vs ONNX Runtime, ~1e-6) must not reorder tie groups.
+        kept = np.where(keep, s, np.nan)
+        with np.errstate(invalid="ignore"):
+            low = np.nanmin(kept, axis=1, keepdims=True) if s.size else kept
+            span = np.nanmax(kept, axis=1, keepdims=True) - low if s.size else kept
+        low, span = np.nan_to_num(low), np.nan_to_num(span)
+        span = np.where(span > 0, span, 1.0)
+        quantised = np.round((s - low) / span * 1e5)
         # Items outside the statistics rank below every kept item.
-        filled = np.where(keep, s, -np.inf)
+        filled = np.where(keep, quantised, -np.inf)
         ranks = scipy.stats.rankdata(filled, axis=1, method="average")
         n_out = (~keep).sum(axis=1, keepdims=True)
         n_keep = np.maximum(keep.sum(axis=1, keepdims=True), 1)

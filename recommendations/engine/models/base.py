@@ -179,7 +179,13 @@ class Recommender(abc.ABC):
         return None
 
     def export_onnx(self, path: str | Path) -> Path:
-        """Export the scoring graph (filled in by the serving issue)."""
+        """Write the model's neural scoring graph to ``path`` (ONNX) and return it.
+
+        Neural models implement it together with ``onnx_feeds(histories,
+        candidates)``, the numpy pre-processing that builds the graph's inputs;
+        ``recommendations.engine.onnx.OnnxScorer`` runs the pair with ONNX
+        Runtime. Numpy models (pop, itemknn, ease) have no graph.
+        """
         raise NotImplementedError(f"{self.name}: ONNX export is not implemented yet")
 
     # ------------------------------------------------------------ persist

@@ -32,7 +32,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.itemknn import histories_matrix
 from recommendations.engine.models.torch_base import TorchRecommender
+
+if TYPE_CHECKING:
+    from recommendations.engine.onnx.export import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -310,3 +314,77 @@ class DiffRec(TorchRecommender):
         net = self._require_net()
         last = net.decoder if net.latent else net.denoiser.up[-1]
         return last.weight.detach().cpu().numpy().copy()  # (N, H)
+
+    # ------------------------------------------------------------------ onnx
+    def export_onnx(self, path: str | Path) -> Path:
+        """Export the reverse process ``x (B, N) [, noise (B, W)] -> scores (B, N)``.
+
+        ``noise`` is an input only when ``inference_noise`` and
+        ``sampling_steps > 0`` (drawn by :meth:`onnx_feeds` from the same
+        seeded generator as :meth:`denoise`). Batch is a dynamic axis; the
+        ``sampling_steps`` denoising steps are unrolled.
+        """
+        from recommendations.engine.onnx.export import export_module
+
+        module = _DiffRecScores(self)
+        example = [torch.zeros(2, self.n_items)]
+        names = ["x"]
+        if module.noisy:
+            example.append(torch.zeros(2, module.width))
+            names.append("noise")
+        return export_module(
+            self,
+            module,
+            example,
+            path,
+            input_names=names,
+            dynamic_axes={name: {0: "batch"} for name in names},
+        )
+
+    def onnx_feeds(
+        self, histories: list[History], candidates: np.ndarray | None
+    ) -> OnnxFeeds:
+        """The binary history matrix (and the inference noise, when drawn)."""
+        from recommendations.engine.onnx.export import OnnxFeeds
+
+        cfg: DiffRecConfig = self.config
+        x = histories_matrix(histories, self.n_items).toarray()  # (B, N)
+        inputs = {"x": x.astype(np.float32)}
+        if cfg.inference_noise and cfg.sampling_steps > 0:
+            width = cfg.latent_dim if cfg.latent_dim is not None else self.n_items
+            gen = torch.Generator().manual_seed(0)
+            inputs["noise"] = torch.randn((len(x), width), generator=gen).numpy()
+        return OnnxFeeds(inputs)
+
+
+class _DiffRecScores(nn.Module):
+    """The exported graph: :meth:`DiffRec.denoise` with the step tensors built
+    from the input's batch size (``torch.full`` with ``len()`` would freeze it)."""
+
+    def __init__(self, model: DiffRec) -> None:
+        super().__init__()
+        cfg: DiffRecConfig = model.config
+        self.net = model._require_net()
+        self.sched = model.schedule
+        self.steps = cfg.sampling_steps
+        self.noisy = cfg.inference_noise and cfg.sampling_steps > 0
+        self.width = cfg.latent_dim if cfg.latent_dim is not None else model.n_items
+
+    def forward(
+        self, x: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        sched = self.sched
+        z = self.net.encode(x)  # (B, W)
+        if self.steps > 0:
+            a = sched.abar[self.steps - 1]
+            z = a.sqrt() * z
+            if noise is not None:
+                z = z + (1 - a).sqrt() * noise
+        for step in range(max(self.steps, 1) - 1, -1, -1):
+            t = torch.full_like(z[:, 0], step, dtype=torch.long)  # (B,)
+            z0_hat = self.net.denoiser(z, t)  # (B, W)
+            if step == 0:
+                z = z0_hat
+            else:
+                z = sched.c0[step] * z0_hat + sched.ct[step] * z
+        return self.net.decode(z)  # (B, N)

@@ -37,7 +37,8 @@ measured.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import geoopt
 import numpy as np
@@ -51,6 +52,9 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+
+if TYPE_CHECKING:
+    from recommendations.engine.onnx.export import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -213,3 +217,61 @@ class Hyperbolic(TorchRecommender):
         super().set_state({k: v for k, v in state.items() if not k.startswith("_")})
         if "_decay" in state:
             self.decay = float(state["_decay"])
+
+    # ------------------------------------------------------------------ onnx
+    def export_onnx(self, path: str | Path) -> Path:
+        """Export ``weights (B, N) -> scores (B, N)``: tangent-space aggregation,
+        ``expmap0`` and the negative Poincaré distance to every item.
+
+        The item points and their ``logmap0`` are constants of the graph; the
+        history weights (recency decay) come from :meth:`onnx_feeds`. Batch is
+        a dynamic axis.
+        """
+        from recommendations.engine.onnx.export import export_module
+
+        return export_module(
+            self,
+            _HyperbolicScores(self._require_net(), self.config.curvature),
+            (torch.full((2, self.n_items), 1.0 / self.n_items),),
+            path,
+            input_names=("weights",),
+            dynamic_axes={"weights": {0: "batch"}},
+        )
+
+    def onnx_feeds(
+        self, histories: list[History], candidates: np.ndarray | None
+    ) -> OnnxFeeds:
+        """Row-stochastic history weights ``(B, N)`` (:meth:`history_weights`)."""
+        from recommendations.engine.onnx.export import OnnxFeeds
+
+        return OnnxFeeds({"weights": self.history_weights(histories)})
+
+
+class _HyperbolicScores(nn.Module):
+    """The exported graph: user point from the weights, ``-d_c(user, item)``."""
+
+    def __init__(self, net: HyperbolicNet, curvature: float) -> None:
+        super().__init__()
+        self.curvature = curvature
+        with torch.no_grad():
+            items = net.items.detach().clone()
+            self.register_buffer("items", items)  # (N, D)
+            self.register_buffer("tangent", net.ball.logmap0(items))  # (N, D)
+            # geoopt's sqrt|k| (k = -c) and its float32 projection radius
+            k_sqrt = (net.ball.k.detach().abs() + 1e-15).sqrt()
+            self.register_buffer("k_sqrt", k_sqrt)
+            self.register_buffer("max_norm", (1 - 4e-3) / k_sqrt)
+
+    def expmap0(self, u: torch.Tensor) -> torch.Tensor:
+        """``PoincareBall.expmap0`` (with its projection) for curvature ``-c < 0``,
+        written out: geoopt's version branches on ``isclose(k, 0)``, which the
+        exporter cannot translate."""
+        u_norm = u.norm(dim=-1, p=2, keepdim=True).clamp_min(1e-15)
+        scaled = (u_norm * self.k_sqrt).clamp(-15, 15).tanh()
+        x = self.k_sqrt.reciprocal() * scaled * (u / u_norm)
+        norm = x.norm(dim=-1, p=2, keepdim=True).clamp_min(1e-15)
+        return torch.where(norm > self.max_norm, x / norm * self.max_norm, x)
+
+    def forward(self, weights: torch.Tensor) -> torch.Tensor:
+        users = self.expmap0(weights @ self.tangent)  # (B, D)
+        return -poincare_distance(users, self.items, self.curvature)  # (B, N)

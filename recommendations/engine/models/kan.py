@@ -53,7 +53,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -67,6 +67,9 @@ from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+
+if TYPE_CHECKING:
+    from recommendations.engine.onnx.export import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -663,6 +666,53 @@ class KAN(TorchRecommender):
             k[3:]: np.asarray(v) for k, v in state.items() if k.startswith("_t_")
         }
         self._sparse = {}
+
+    # ------------------------------------------------------------------ onnx
+    def export_onnx(self, path: str | Path) -> Path:
+        """Export the KAN ``features (B, C, F) -> scores (B, C)``.
+
+        Only the network is a graph; the features (co-occurrence, SVD,
+        recency... tables) are built in numpy by :meth:`onnx_feeds`, so ONNX
+        scores exactly the candidates asked for. Batch and candidates are
+        dynamic axes.
+        """
+        from recommendations.engine.onnx.export import export_module
+
+        example = torch.zeros(2, 3, len(FEATURES))
+        return export_module(
+            self,
+            _KANScores(self._require_net()),
+            (example,),
+            path,
+            input_names=("features",),
+            dynamic_axes={"features": {0: "batch", 1: "candidates"}},
+        )
+
+    def onnx_feeds(
+        self, histories: list[History], candidates: np.ndarray | None
+    ) -> OnnxFeeds:
+        """Standardised features of each history x candidate (whole catalog if
+        ``candidates`` is ``None``; else ``(B, C)`` item indices)."""
+        from recommendations.engine.onnx.export import OnnxFeeds
+
+        if candidates is None:
+            candidates = np.broadcast_to(
+                np.arange(self.n_items), (len(histories), self.n_items)
+            )
+        feats = self.features(histories, np.asarray(candidates, dtype=np.int64))
+        return OnnxFeeds({"features": feats}, per_candidate=True)
+
+
+class _KANScores(nn.Module):
+    """The exported graph: the KAN applied to every (history, candidate) row."""
+
+    def __init__(self, net: KANNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        scores = self.net(features.flatten(0, 1))  # (B * C,)
+        return scores.view(features.shape[0], features.shape[1])  # (B, C)
 
 
 def _is_list(value: object) -> bool:

@@ -24,7 +24,8 @@ worth +50 % validation NDCG@10, because the next item depends on recent ones.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +39,9 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+
+if TYPE_CHECKING:
+    from recommendations.engine.onnx.export import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -314,3 +318,77 @@ class LightGCN(TorchRecommender):
 
     def after_state_change(self) -> None:
         self.item_layers = None
+
+    # ------------------------------------------------------------------ onnx
+    def export_onnx(self, path: str | Path) -> Path:
+        """Export ``fold (B, N), ego (B, D) -> scores (B, N)``.
+
+        The graph holds the propagated item layers of the training graph as
+        constants; the fold-in weights and the known users' layer-0 vectors
+        are built in numpy by :meth:`onnx_feeds`. Batch is a dynamic axis.
+        """
+        from recommendations.engine.onnx.export import export_module
+
+        cfg: LightGCNConfig = self.config
+        self._require_net()
+        module = _LightGCNScores(
+            self._ensure_item_layers().detach().cpu(),
+            cfg.layers,
+            normalize=cfg.cosine and cfg.loss == "softmax",
+        )
+        example = (torch.zeros(2, self.n_items), torch.zeros(2, cfg.dim))
+        return export_module(
+            self,
+            module,
+            example,
+            path,
+            input_names=("fold", "ego"),
+            dynamic_axes={"fold": {0: "batch"}, "ego": {0: "batch"}},
+        )
+
+    def onnx_feeds(
+        self, histories: list[History], candidates: np.ndarray | None
+    ) -> OnnxFeeds:
+        """Fold-in weights ``(B, N)`` and layer-0 user vectors ``(B, D)``, as in
+        :meth:`_score` (the layer-0 vector is zero for a user not in training)."""
+        from recommendations.engine.onnx.export import OnnxFeeds
+
+        net = self._require_net()
+        fold = np.zeros((len(histories), self.n_items), dtype=np.float32)
+        deg = np.maximum(self.item_degree, 1.0)
+        for r, h in enumerate(histories):
+            items = np.unique(h.items) if self.decay == 0 else h.items
+            if not len(items):
+                continue
+            w = 1.0 / np.sqrt(len(items) * deg[items])
+            if self.decay > 0:
+                age = np.arange(len(items))[::-1]
+                w = w * np.exp(-self.decay * age)
+                w = w / w.sum() * (1.0 / np.sqrt(len(items) * deg[items])).sum()
+            np.add.at(fold[r], items, w.astype(np.float32))
+        ego = np.zeros((len(histories), self.config.dim), dtype=np.float32)
+        table = net.user_emb.weight.detach().cpu().numpy()
+        for r, h in enumerate(histories):
+            if h.user is not None and 0 <= h.user < self.n_users:
+                ego[r] = table[h.user]
+        return OnnxFeeds({"fold": fold, "ego": ego})
+
+
+class _LightGCNScores(nn.Module):
+    """The exported graph: fold-in propagation and (cosine) dot products."""
+
+    def __init__(self, item_layers: torch.Tensor, layers: int, normalize: bool) -> None:
+        super().__init__()
+        self.layers, self.normalize = layers, normalize
+        self.register_buffer("fold_layers", item_layers[:layers].clone())  # (K, N, D)
+        items = item_layers.mean(dim=0)  # (N, D)
+        if normalize:
+            items = F.normalize(items, dim=-1)
+        self.register_buffer("items_t", items.T.contiguous())  # (D, N)
+
+    def forward(self, fold: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        user_layers = [ego] + [fold @ self.fold_layers[k] for k in range(self.layers)]
+        users = torch.stack(user_layers).mean(dim=0)  # (B, D)
+        if self.normalize:
+            users = F.normalize(users, dim=-1)
+        return users @ self.items_t  # (B, N)

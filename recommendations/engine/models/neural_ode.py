@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -52,6 +53,9 @@ from torchdiffeq import odeint
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+
+if TYPE_CHECKING:
+    from recommendations.engine.onnx.export import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -327,9 +331,55 @@ class NeuralODE(TorchRecommender):
         if "_median_gap_s" in state:
             self.median_gap_s = float(state["_median_gap_s"])
 
+    # ------------------------------------------------------------------ onnx
+    def export_onnx(self, path: str | Path) -> Path:
+        """Export ``seq (B, max_len) int64, delta (B, max_len) -> scores (B, N)``.
+
+        The graph is the scoring path: the fixed-step RK4 (:func:`rk4_solve`,
+        ``ode_steps`` steps per gap) and the GRU jumps, unrolled over
+        ``max_len`` events because the tracer unrolls Python loops. So the
+        length is fixed (batch is dynamic) and :meth:`onnx_feeds` left-pads
+        every history to ``max_len``: exact, since a padded event has a zero
+        gap (the RK4 update is then exactly zero) and keeps the state.
+        """
+        from recommendations.engine.onnx.export import export_module
+
+        width = self.config.max_len
+        seq = torch.arange(2 * width).reshape(2, width) % (self.n_items + 1)
+        delta = torch.full((2, width), 0.5)
+        return export_module(
+            self,
+            _NeuralODEScores(self._require_net()),
+            (seq, delta),
+            path,
+            input_names=("seq", "delta"),
+            dynamic_axes={"seq": {0: "batch"}, "delta": {0: "batch"}},
+        )
+
+    def onnx_feeds(
+        self, histories: list[History], candidates: np.ndarray | None
+    ) -> OnnxFeeds:
+        """Shifted items and warped gaps, left-padded to ``max_len``."""
+        from recommendations.engine.onnx.export import OnnxFeeds
+
+        seq, delta = self._pack(histories, self.config.max_len)
+        return OnnxFeeds({"seq": seq, "delta": delta})
+
 
 class QuantumFluid(NeuralODE):
     """The original design's name for ``neural_ode`` with ``phase=True``."""
 
     name: ClassVar[str] = "quantum_fluid"
     Config = QuantumFluidConfig
+
+
+class _NeuralODEScores(nn.Module):
+    """The exported graph: RK4 ODE-RNN state after the horizon x item embeddings."""
+
+    def __init__(self, net: NeuralODENet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, seq: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        query = self.net(seq, delta, train=False, last_only=True)[:, -1]  # (B, D)
+        return query @ self.net.item_weights().T  # (B, N)

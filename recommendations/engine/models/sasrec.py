@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from torch import nn
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+
+if TYPE_CHECKING:
+    from recommendations.engine.onnx.export import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,9 @@ class SASRecConfig(ModelConfig):
     """Number of self-attention blocks."""
     heads: int = Field(1, ge=1)
     """Attention heads; must divide ``hidden``."""
+    ffn_multiplier: int = Field(1, ge=1, le=8)
+    """Feed-forward inner width = ``ffn_multiplier * hidden`` (paper: 1,
+    RecBole: 4)."""
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     """Dropout on embeddings and feed-forward outputs."""
     attention_dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -58,6 +65,12 @@ class SASRecConfig(ModelConfig):
     """``ce``: softmax over all items; ``sampled``: over ``negatives`` uniform items."""
     negatives: int = Field(256, ge=1)
     """Negatives per step for ``loss="sampled"``."""
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    """Label smoothing of the cross-entropy (both losses)."""
+    all_windows: bool = False
+    """Also train on the older ``max_len + 1`` windows of histories longer than
+    that (stride ``max_len``, so every train item is a target once); off: only
+    the newest window per user, older items are never targets."""
 
     TRAINER_PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"max_epochs": 200, "patience": 10, "eval_every": 2},
@@ -96,15 +109,21 @@ class CausalSelfAttention(nn.Module):
 
 class SASRecBlock(nn.Module):
     def __init__(
-        self, hidden: int, heads: int, dropout: float, attn_dropout: float
+        self,
+        hidden: int,
+        heads: int,
+        dropout: float,
+        attn_dropout: float,
+        inner: int | None = None,
     ) -> None:
         super().__init__()
+        inner = inner or hidden  # feed-forward inner width
         self.attn_norm = nn.LayerNorm(hidden, eps=1e-8)
         self.attn = CausalSelfAttention(hidden, heads, attn_dropout)
         self.ffn_norm = nn.LayerNorm(hidden, eps=1e-8)
         self.ffn = nn.Sequential(
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.Dropout(dropout),
+            nn.Linear(hidden, inner), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(inner, hidden), nn.Dropout(dropout),
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -122,7 +141,13 @@ class SASRecNet(nn.Module):
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
         self.emb_dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
-            SASRecBlock(cfg.hidden, cfg.heads, cfg.dropout, cfg.attention_dropout)
+            SASRecBlock(
+                cfg.hidden,
+                cfg.heads,
+                cfg.dropout,
+                cfg.attention_dropout,
+                inner=cfg.ffn_multiplier * cfg.hidden,
+            )
             for _ in range(cfg.blocks)
         )
         self.final_norm = nn.LayerNorm(cfg.hidden, eps=1e-8)
@@ -171,13 +196,33 @@ class SASRec(TorchRecommender):
             weight_decay=cfg.weight_decay,
         )
         self.generator = torch.Generator().manual_seed(seed)
-        rows = [s[-(cfg.max_len + 1) :] + 1 for s in train.sequences() if len(s) >= 2]
+        rows = [
+            window + 1
+            for s in train.sequences()
+            for window in self._windows(s, cfg.max_len, cfg.all_windows)
+        ]
         width = cfg.max_len + 1
         padded = np.zeros((len(rows), width), dtype=np.int64)  # left padding
         for r, s in enumerate(rows):
             padded[r, width - len(s) :] = s
         self.train_sequences = torch.from_numpy(padded)  # (S, L + 1)
         self.train_lengths = torch.tensor([len(r) for r in rows])  # (S,)
+
+    @staticmethod
+    def _windows(seq: np.ndarray, max_len: int, all_windows: bool) -> list[np.ndarray]:
+        """Training rows of ``max_len + 1`` items (inputs + next-item targets).
+
+        The newest window always; with ``all_windows`` also the older ones at
+        stride ``max_len``, so each item after the first is a target once.
+        """
+        windows = []
+        end = len(seq)
+        while end >= 2:
+            windows.append(seq[max(0, end - max_len - 1) : end])
+            if not all_windows:
+                break
+            end -= max_len
+        return windows
 
     def _batches(self) -> list[torch.Tensor]:
         """Shuffled batches of similar length (less padding to compute)."""
@@ -212,7 +257,7 @@ class SASRec(TorchRecommender):
             weights = net.item_weights()  # (N, D)
             if cfg.loss == "ce":
                 logits = h @ weights.T  # (P, N)
-                loss = F.cross_entropy(logits, t)
+                loss = F.cross_entropy(logits, t, label_smoothing=cfg.label_smoothing)
             else:
                 neg = torch.randint(
                     0, weights.shape[0], (cfg.negatives,), generator=self.generator
@@ -221,7 +266,9 @@ class SASRec(TorchRecommender):
                 neg_logit = h @ weights[neg].T  # (P, M)
                 neg_logit = neg_logit.masked_fill(neg[None, :] == t[:, None], -1e9)
                 logits = torch.cat([pos_logit, neg_logit], dim=1)
-                loss = F.cross_entropy(logits, torch.zeros_like(t))
+                loss = F.cross_entropy(
+                    logits, torch.zeros_like(t), label_smoothing=cfg.label_smoothing
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -249,3 +296,49 @@ class SASRec(TorchRecommender):
     def item_embeddings(self) -> np.ndarray | None:
         net = self._require_net()
         return net.item_weights().detach().cpu().numpy()
+
+    # ------------------------------------------------------------------ onnx
+    def export_onnx(self, path: str | Path) -> Path:
+        """Export ``seq (B, L) int64 -> scores (B, N)``, ``L <= max_len``.
+
+        ``seq`` is what :meth:`onnx_feeds` builds (left-padded, items shifted
+        by one); batch and length are dynamic axes.
+        """
+        from recommendations.engine.onnx.export import export_module
+
+        example = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.long)
+        example = example.clamp_max(self.n_items)[:, -self.config.max_len :]
+        return export_module(
+            self,
+            _SASRecScores(self._require_net()),
+            (example,),
+            path,
+            input_names=("seq",),
+            dynamic_axes={"seq": {0: "batch", 1: "length"}},
+        )
+
+    def onnx_feeds(
+        self, histories: list[History], candidates: np.ndarray | None
+    ) -> OnnxFeeds:
+        """The graph's inputs for ``histories``: the padding :meth:`_score` does."""
+        from recommendations.engine.onnx.export import OnnxFeeds
+
+        width = max(1, min(self.config.max_len, max(len(h.items) for h in histories)))
+        seq = np.zeros((len(histories), width), dtype=np.int64)  # left padding
+        for r, h in enumerate(histories):
+            items = h.items[-width:] + 1
+            if len(items):
+                seq[r, width - len(items) :] = items
+        return OnnxFeeds({"seq": seq})
+
+
+class _SASRecScores(nn.Module):
+    """The exported graph: last position's hidden state x tied item embeddings."""
+
+    def __init__(self, net: SASRecNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        last = self.net(seq)[:, -1, :]  # (B, D)
+        return last @ self.net.item_weights().T  # (B, N)

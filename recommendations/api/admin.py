@@ -1,0 +1,128 @@
+"""``POST /v1/admin/reload-ensemble-weights`` (staff only).
+
+Loads the active ``EnsembleWeights`` version (weights and gate threshold)
+from the database into the engine this process serves:
+``engine.with_weights(...)`` builds a new engine beside the old one and the
+runtime swaps the bundle's payload in one reference rebinding
+(``ServingRuntime.replace_payload``), so requests in flight finish on the old
+weights. Like ``/v1/artifacts/reload`` it acts on the answering
+process only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apex_site.errors import ApplicationError
+from recommendations.api.artifacts import ApiErrorSerializer
+from recommendations.models import EnsembleWeights
+from recommendations.serving.runtime import get_runtime
+
+
+class ReloadWeightsOutputSerializer(serializers.Serializer):
+    weights_version = serializers.IntegerField()
+    weights = serializers.DictField(child=serializers.FloatField())
+    gate_threshold = serializers.FloatField(
+        allow_null=True, help_text="null: the uncertainty gate never fires"
+    )
+    artifact_version = serializers.CharField()
+    duration_ms = serializers.FloatField()
+    scope = serializers.CharField(help_text="`process`: only this process reloaded")
+
+
+class ReloadEnsembleWeightsApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        summary="Serve the active ensemble weights version in this process",
+        description="Reads the active `EnsembleWeights` version, builds the "
+        "serving engine with those weights beside the current one and swaps; "
+        "requests in flight keep the old weights. Acts on the answering "
+        "process only.",
+        tags=["admin"],
+        request=None,
+        responses={
+            200: ReloadWeightsOutputSerializer,
+            401: ApiErrorSerializer,
+            403: ApiErrorSerializer,
+            409: OpenApiResponse(
+                ApiErrorSerializer, description="`no_active_weights`: none is active"
+            ),
+            422: OpenApiResponse(
+                ApiErrorSerializer,
+                description="`weights_rejected`: the engine refused the weights "
+                "(e.g. a member the artifacts do not contain); the old ones stay",
+            ),
+            503: OpenApiResponse(
+                ApiErrorSerializer,
+                description="`serving_unavailable` / `no_engine`: nothing to "
+                "apply the weights to",
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Reloaded",
+                value={
+                    "weights_version": 4,
+                    "weights": {"sasrec": 0.45, "lightgcn": 0.35, "ease": 0.2},
+                    "gate_threshold": 0.82,
+                    "artifact_version": "20261127T021652Z",
+                    "duration_ms": 3.8,
+                    "scope": "process",
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        started = time.perf_counter()
+        active = EnsembleWeights.objects.filter(
+            status=EnsembleWeights.Status.ACTIVE
+        ).first()
+        if active is None:
+            raise ApplicationError(
+                "No ensemble weights version is active.",
+                code="no_active_weights",
+                status_code=status.HTTP_409_CONFLICT,
+            )
+        runtime = get_runtime()
+        runtime.get()  # loads lazily; ServingUnavailable (503) when it cannot
+        weights = {name: float(w) for name, w in active.weights.items()}
+        # an empty threshold means the gate never fires (EnsembleWeights' doc)
+        gate = math.inf if active.gate_threshold is None else active.gate_threshold
+
+        def with_active_weights(engine):
+            if not callable(getattr(engine, "with_weights", None)):
+                raise ApplicationError(
+                    "The loaded artifacts have no serving engine.",
+                    code="no_engine",
+                    status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                )
+            try:
+                return engine.with_weights(weights, gate_threshold=gate)
+            except (ValueError, KeyError) as exc:
+                raise ApplicationError(
+                    f"The engine refused weights version {active.version}: {exc}",
+                    code="weights_rejected",
+                    detail={"version": active.version, "weights": weights},
+                    status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                ) from exc
+
+        bundle = runtime.replace_payload(with_active_weights)
+        return Response(
+            {
+                "weights_version": active.version,
+                "weights": weights,
+                "gate_threshold": active.gate_threshold,
+                "artifact_version": bundle.version,
+                "duration_ms": round(1e3 * (time.perf_counter() - started), 2),
+                "scope": "process",
+            }
+        )

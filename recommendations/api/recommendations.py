@@ -1,0 +1,460 @@
+"""``/v1/recommendations/*``: a user's feed, similar movies, the knowledge graph.
+
+Authentication as the rest of ``/v1`` (JWT, API key, session). A user reads
+their own recommendations only; staff read anybody's. Every response carries
+``meta`` (tier, fallback flag and reason, uncertainty gate, scorer, artifact
+version, timings), and a serving failure is a 200 with ``meta.fallback`` true,
+never a 500 (see ``recommendations.feeds``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apex_site.errors import ApplicationError
+from catalog import selectors as catalog_selectors
+from recommendations import feeds
+from recommendations.api.artifacts import ApiErrorSerializer
+
+
+# ------------------------------------------------------------------ input
+class RecommendationParamsSerializer(serializers.Serializer):
+    n = serializers.IntegerField(
+        min_value=1, max_value=100, default=feeds.DEFAULT_N, help_text="List length"
+    )
+    diversity = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="MMR diversity, 0 = pure relevance, 1 = most diverse "
+        "(default: the engine's configured value)",
+    )
+    exclude_seen = serializers.BooleanField(
+        default=True, help_text="Leave out movies in the user's history"
+    )
+    explain = serializers.BooleanField(
+        default=True, help_text="Add a human-readable `reason` per item"
+    )
+
+    def validate_diversity(self, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise serializers.ValidationError("A number from 0 to 1.")
+        return value
+
+
+class SimilarParamsSerializer(RecommendationParamsSerializer):
+    exclude_seen = None  # not meaningful for a movie's neighbours
+
+
+class KnowledgeGraphParamsSerializer(serializers.Serializer):
+    n = serializers.IntegerField(
+        min_value=1, max_value=100, default=feeds.DEFAULT_N, help_text="Per relation"
+    )
+
+
+def _params(serializer_class, request) -> dict:
+    params = serializer_class(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return params.validated_data
+
+
+# ------------------------------------------------------------------ output
+class FeedMetaSerializer(serializers.Serializer):
+    tier = serializers.IntegerField(allow_null=True, help_text="1, 2 or 3")
+    tier_name = serializers.CharField(allow_null=True)
+    fallback = serializers.BooleanField(
+        help_text="Not the engine's ensemble ranking: a content/popularity fallback"
+    )
+    fallback_reason = serializers.CharField(
+        allow_null=True,
+        help_text="Why the database fallback served: `serving_unavailable`, "
+        "`no_engine`, `engine_error`, `unknown_item`",
+    )
+    gate_fired = serializers.BooleanField(
+        help_text="The ensemble's members disagreed; content ranking served"
+    )
+    scorer = serializers.CharField()
+    artifact_version = serializers.CharField(allow_null=True)
+    timings_ms = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="`engine`: time inside the serving engine; its stages; "
+        "`history`, `hydrate`: database time",
+    )
+
+
+@extend_schema_serializer(component_name="RecommendedMovie")
+class RecommendedItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="movie.pk")
+    title = serializers.CharField(source="movie.title")
+    year = serializers.IntegerField(source="movie.year", allow_null=True)
+    genres = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
+    score = serializers.FloatField(allow_null=True)
+    reason = serializers.CharField(
+        allow_null=True, required=False, help_text="Present when `explain` is true"
+    )
+
+    def get_genres(self, item) -> list[str]:
+        return item.movie.genre_names
+
+    def get_poster_url(self, item) -> str:
+        url = catalog_selectors.poster_url(item.movie)
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+    def to_representation(self, item):
+        data = super().to_representation(item)
+        if not self.context.get("explain", True):
+            data.pop("reason", None)
+        return data
+
+
+class CastMemberSerializer(serializers.Serializer):
+    name = serializers.CharField(source="person.name")
+    character = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="EnrichedRecommendedMovie")
+class EnrichedItemSerializer(RecommendedItemSerializer):
+    overview = serializers.CharField(source="movie.overview")
+    collection = serializers.CharField(
+        source="movie.collection.name", allow_null=True, default=None
+    )
+    directors = serializers.SerializerMethodField()
+    cast = serializers.SerializerMethodField()
+    trailer_key = serializers.SerializerMethodField()
+    trailer_url = serializers.SerializerMethodField()
+    vote_average = serializers.FloatField(source="movie.vote_average", allow_null=True)
+    imdb_id = serializers.CharField(source="movie.imdb_id")
+    tmdb_id = serializers.IntegerField(source="movie.tmdb_id", allow_null=True)
+
+    def get_directors(self, item) -> list[str]:
+        return catalog_selectors.movie_directors(item.movie)
+
+    @extend_schema_field(CastMemberSerializer(many=True))
+    def get_cast(self, item) -> list[dict[str, str]]:
+        return [
+            {"name": c.person.name, "character": c.character}
+            for c in item.movie.credits.all()
+            if c.role == "cast"
+        ][:10]
+
+    def get_trailer_key(self, item) -> str | None:
+        return item.movie.trailer_key or None
+
+    def get_trailer_url(self, item) -> str | None:
+        key = item.movie.trailer_key
+        return f"https://www.youtube.com/watch?v={key}" if key else None
+
+
+class UserRecommendationsSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    items = RecommendedItemSerializer(many=True)
+    meta = FeedMetaSerializer()
+
+
+class SimilarMoviesSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    items = RecommendedItemSerializer(many=True)
+    meta = FeedMetaSerializer()
+
+
+class EnrichedSimilarMoviesSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    items = EnrichedItemSerializer(many=True)
+    meta = FeedMetaSerializer()
+
+
+class MovieRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    title = serializers.CharField()
+    year = serializers.IntegerField(allow_null=True)
+
+
+class RelationsSerializer(serializers.Serializer):
+    director = MovieRefSerializer(many=True, default=list)
+    collection = MovieRefSerializer(many=True, default=list)
+    cast = MovieRefSerializer(many=True, default=list)
+    genres = MovieRefSerializer(many=True, default=list)
+
+
+class KnowledgeGraphSerializer(serializers.Serializer):
+    movie = MovieRefSerializer()
+    relations = RelationsSerializer()
+    meta = FeedMetaSerializer()
+
+
+# ------------------------------------------------------------------ examples
+_META = {
+    "tier": 2,
+    "tier_name": "onnx",
+    "fallback": False,
+    "fallback_reason": None,
+    "gate_fired": False,
+    "scorer": "ensemble",
+    "artifact_version": "20261127T021652Z",
+    "timings_ms": {
+        "retrieval": 1.9,
+        "ranking": 2.4,
+        "reranking": 0.6,
+        "engine": 5.1,
+        "history": 0.8,
+        "hydrate": 1.2,
+    },
+}
+_ITEM = {
+    "id": 50,
+    "title": "Star Wars",
+    "year": 1977,
+    "genres": ["Action", "Adventure", "Sci-Fi"],
+    "poster_url": "https://image.tmdb.org/t/p/w342/6FfCtAuVAW8XJjZ7eWeLibRLWTw.jpg",
+    "score": 0.913,
+    "reason": "Because you watched The Empire Strikes Back",
+}
+_FALLBACK_META = {
+    **_META,
+    "fallback": True,
+    "fallback_reason": "serving_unavailable",
+    "scorer": "database",
+    "tier": None,
+    "tier_name": None,
+    "artifact_version": None,
+    "timings_ms": {"fallback": 3.2, "history": 0.8, "hydrate": 1.1},
+}
+_PARAMS = [
+    OpenApiParameter("n", int, description="1-100 (default 10)"),
+    OpenApiParameter("diversity", float, description="0-1 MMR diversity"),
+    OpenApiParameter("exclude_seen", bool, description="default true"),
+    OpenApiParameter("explain", bool, description="default true"),
+]
+_BAD_PARAMS = OpenApiResponse(
+    ApiErrorSerializer,
+    description="`invalid`: a parameter is out of range; `detail` names it",
+    examples=[
+        OpenApiExample(
+            "n out of range",
+            value={
+                "code": "invalid",
+                "message": "The request is invalid.",
+                "detail": {"n": ["Ensure this value is less than or equal to 100."]},
+            },
+            status_codes=["400"],
+        )
+    ],
+)
+
+
+# ------------------------------------------------------------------ views
+class UserRecommendationsApi(APIView):
+    """A user's recommendations from their current history."""
+
+    @extend_schema(
+        summary="Recommendations for a user",
+        description="Your own id, or any id with a staff account. Reads the "
+        "user's current history from the interaction log, so a new rating "
+        "changes the next response. On a serving failure the list comes from "
+        "a popularity/content fallback and `meta.fallback` is true.",
+        tags=["recommendations"],
+        parameters=_PARAMS,
+        responses={
+            200: UserRecommendationsSerializer,
+            400: _BAD_PARAMS,
+            401: ApiErrorSerializer,
+            403: OpenApiResponse(
+                ApiErrorSerializer,
+                description="`permission_denied`: another user's recommendations",
+            ),
+            404: OpenApiResponse(ApiErrorSerializer, description="No such user"),
+        },
+        examples=[
+            OpenApiExample(
+                "Served by the ensemble",
+                value={"user_id": 7, "items": [_ITEM], "meta": _META},
+                response_only=True,
+            ),
+            OpenApiExample(
+                "Artifacts missing: fallback",
+                value={
+                    "user_id": 7,
+                    "items": [
+                        {
+                            **_ITEM,
+                            "score": None,
+                            "reason": "Popular in genres you watch",
+                        }
+                    ],
+                    "meta": _FALLBACK_META,
+                },
+                response_only=True,
+            ),  # fmt: skip
+        ],
+    )
+    def get(self, request, user_id: int):
+        if user_id != request.user.pk and not request.user.is_staff:
+            raise exceptions.PermissionDenied(
+                "You can read your own recommendations only."
+            )
+        params = _params(RecommendationParamsSerializer, request)
+        user = (
+            request.user
+            if user_id == request.user.pk
+            else get_user_model().objects.filter(pk=user_id).only("id").first()
+        )
+        if user is None:
+            raise ApplicationError("No such user.", code="not_found", status_code=404)
+        result = feeds.feed_for(user, **params)
+        body = {"user_id": user_id, "items": result.items, "meta": result.meta}
+        context = {"request": request, "explain": params["explain"]}
+        return Response(UserRecommendationsSerializer(body, context=context).data)
+
+
+_SIMILAR_PARAMS = [p for p in _PARAMS if p.name != "exclude_seen"]
+_SIMILAR_404 = OpenApiResponse(ApiErrorSerializer, description="No such movie")
+
+
+class SimilarMoviesApi(APIView):
+    """Movies similar to one movie."""
+
+    enriched = False
+    output = SimilarMoviesSerializer
+
+    @extend_schema(
+        summary="Movies similar to a movie",
+        tags=["recommendations"],
+        parameters=_SIMILAR_PARAMS,
+        responses={
+            200: SimilarMoviesSerializer,
+            400: _BAD_PARAMS,
+            401: ApiErrorSerializer,
+            404: _SIMILAR_404,
+        },
+        examples=[
+            OpenApiExample(
+                "Similar",
+                value={
+                    "movie_id": 172,
+                    "items": [{**_ITEM, "reason": "From the Star Wars collection"}],
+                    "meta": _META,
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, movie_id: int):
+        params = _params(SimilarParamsSerializer, request)
+        result = feeds.similar_movies(movie_id, **params, enriched=self.enriched)
+        body = {"movie_id": movie_id, "items": result.items, "meta": result.meta}
+        context = {"request": request, "explain": params["explain"]}
+        return Response(self.output(body, context=context).data)
+
+
+class EnrichedSimilarMoviesApi(SimilarMoviesApi):
+    """Similar movies with poster, cast, directors and trailer."""
+
+    enriched = True
+    output = EnrichedSimilarMoviesSerializer
+
+    @extend_schema(
+        summary="Similar movies with poster, cast and trailer",
+        tags=["recommendations"],
+        parameters=_SIMILAR_PARAMS,
+        responses={
+            200: EnrichedSimilarMoviesSerializer,
+            400: _BAD_PARAMS,
+            401: ApiErrorSerializer,
+            404: _SIMILAR_404,
+        },
+        examples=[
+            OpenApiExample(
+                "Enriched",
+                value={
+                    "movie_id": 172,
+                    "items": [
+                        {
+                            **_ITEM,
+                            "overview": "Princess Leia is captured and held "
+                            "hostage by the evil Imperial forces…",
+                            "collection": "Star Wars Collection",
+                            "directors": ["George Lucas"],
+                            "cast": [
+                                {"name": "Mark Hamill", "character": "Luke Skywalker"}
+                            ],
+                            "trailer_key": "vZ734NWnAHA",
+                            "trailer_url": "https://www.youtube.com/watch?v=vZ734NWnAHA",
+                            "vote_average": 8.1,
+                            "imdb_id": "tt0076759",
+                            "tmdb_id": 11,
+                        }
+                    ],
+                    "meta": _META,
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, movie_id: int):
+        return super().get(request, movie_id)
+
+
+class KnowledgeGraphApi(APIView):
+    """Catalog neighbours: same director, collection, lead cast, genres."""
+
+    @extend_schema(
+        summary="Knowledge-graph neighbours of a movie",
+        tags=["recommendations"],
+        parameters=[OpenApiParameter("n", int, description="1-100 per relation")],
+        responses={
+            200: KnowledgeGraphSerializer,
+            400: _BAD_PARAMS,
+            401: ApiErrorSerializer,
+            404: _SIMILAR_404,
+        },
+        examples=[
+            OpenApiExample(
+                "Neighbours",
+                value={
+                    "movie": {
+                        "id": 172,
+                        "title": "Empire Strikes Back, The",
+                        "year": 1980,
+                    },
+                    "relations": {
+                        "director": [],
+                        "collection": [
+                            {"id": 50, "title": "Star Wars", "year": 1977},
+                            {"id": 181, "title": "Return of the Jedi", "year": 1983},
+                        ],
+                        "cast": [{"id": 50, "title": "Star Wars", "year": 1977}],
+                        "genres": [{"id": 50, "title": "Star Wars", "year": 1977}],
+                    },
+                    "meta": {
+                        **_META,
+                        "scorer": "knowledge_graph",
+                        "timings_ms": {"engine": 0.4},
+                    },
+                },
+                response_only=True,
+            )  # fmt: skip
+        ],
+    )
+    def get(self, request, movie_id: int):
+        params = _params(KnowledgeGraphParamsSerializer, request)
+        graph = feeds.knowledge_graph(movie_id, n=params["n"])
+        relations = {key: graph.relations.get(key, []) for key in feeds.RELATION_TITLES}
+        body = {"movie": graph.movie, "relations": relations, "meta": graph.meta}
+        return Response(KnowledgeGraphSerializer(body).data)

@@ -1,0 +1,332 @@
+"""HTTP load test of ``GET /v1/recommendations/user/{id}`` on a running server.
+
+A small asyncio client (raw HTTP/1.1 with keep-alive: ``httpx`` is not in the
+virtualenv) keeps ``concurrency`` connections busy for ``--duration`` seconds
+per level (default levels 1, 8, 32) against ``127.0.0.1`` and reports, per
+level: requests/s, latency p50 / p95 / p99, errors, the share of fallback
+responses, and the engine-only time per request (``meta.timings_ms.engine``,
+measured inside the serving engine), so the HTTP + Django overhead shows as
+the ratio latency / engine time.
+
+User ids are realistic: users that have history in the interaction log,
+drawn at random (seeded) from the database the server uses, each worker
+cycling through its own shuffled list. The endpoint lets staff read any user,
+so the client authenticates with a staff API key: pass ``--api-key`` or let
+``--create-staff-key`` make one (a ``bench@apex.invalid`` staff account).
+Both need the server's database settings (``DATABASE_URL`` / ``APEX_DATA_DIR``)
+in this process's environment.
+
+Usage::
+
+    python scripts/bench_serving_http.py --create-staff-key \\
+        [--base-url http://127.0.0.1:8000] [--duration 20] \\
+        [--concurrency 1,8,32] [--users 500] [--n 10] [--out result.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------ database side
+def _django() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apex_site.settings.base")
+    import django
+
+    django.setup()
+
+
+def users_with_history(limit: int, seed: int) -> list[int]:
+    """Up to ``limit`` random ids of users with at least five events."""
+    _django()
+    from django.db.models import Count
+
+    from learning.models import Interaction
+
+    ids = list(
+        Interaction.objects.values("user_id")
+        .annotate(events=Count("id"))
+        .filter(events__gte=5)
+        .values_list("user_id", flat=True)
+    )
+    random.Random(seed).shuffle(ids)
+    return ids[:limit]
+
+
+def staff_api_key() -> str:
+    """A fresh API key of the bench staff account (created if missing)."""
+    _django()
+    from accounts.models import User
+    from accounts.services import api_key_create
+
+    user = User.objects.filter(email="bench@apex.invalid").first()
+    if user is None:
+        user = User.objects.create_user("bench@apex.invalid", None, is_staff=True)
+    elif not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    _key, raw = api_key_create(user=user, name=f"bench {time.strftime('%H%M%S')}")
+    return raw
+
+
+# ------------------------------------------------------------ HTTP client
+class HttpError(Exception):
+    pass
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection (Content-Length or chunked bodies)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None:
+            await self._open()
+        assert self.reader is not None and self.writer is not None
+        lines = [f"GET {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        fields = {}
+        for line in header_lines:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                fields[name.strip().lower()] = value.strip()
+        if "content-length" in fields:
+            body = await self.reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            body = await self._chunked()
+        else:
+            raise HttpError("response without a length")
+        if fields.get("connection", "").lower() == "close":
+            await self.close()
+        return status, body
+
+    async def _chunked(self) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self.reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+
+
+# ------------------------------------------------------------ the load
+@dataclass
+class Level:
+    concurrency: int
+    latencies_ms: list[float] = field(default_factory=list)
+    engine_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    fallbacks: int = 0
+    elapsed_s: float = 0.0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def summary(self) -> dict:
+        lat = sorted(self.latencies_ms)
+        eng = sorted(self.engine_ms)
+        done = len(lat)
+        out = {
+            "concurrency": self.concurrency,
+            "requests": done,
+            "errors": self.errors,
+            "seconds": round(self.elapsed_s, 2),
+            "rps": round(done / self.elapsed_s, 1) if self.elapsed_s else 0.0,
+            "fallback_share": round(self.fallbacks / done, 3) if done else None,
+        }
+        for name, values in (("latency_ms", lat), ("engine_ms", eng)):
+            out[name] = {
+                f"p{q}": round(_percentile(values, q), 3) if values else None
+                for q in (50, 95, 99)
+            }
+            out[name]["mean"] = round(statistics.fmean(values), 3) if values else None
+        if lat and eng:
+            out["latency_over_engine_p50"] = round(
+                _percentile(lat, 50) / max(_percentile(eng, 50), 1e-9), 2
+            )
+        return out
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    k = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+async def _worker(
+    level: Level,
+    host: str,
+    port: int,
+    paths: list[str],
+    headers: dict[str, str],
+    stop_at: float,
+    record_from: float,
+) -> None:
+    conn = Connection(host, port)
+    i = 0
+    try:
+        while time.perf_counter() < stop_at:
+            path = paths[i % len(paths)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                status, body = await conn.get(path, headers)
+            except (OSError, asyncio.IncompleteReadError, HttpError, ValueError) as exc:
+                level.error(type(exc).__name__)
+                await conn.close()
+                continue
+            elapsed = 1e3 * (time.perf_counter() - started)
+            if started < record_from:  # warm-up
+                continue
+            if status != 200:
+                level.error(f"http_{status}")
+                continue
+            level.latencies_ms.append(elapsed)
+            meta = json.loads(body).get("meta", {})
+            engine = meta.get("timings_ms", {}).get("engine")
+            if engine is not None:
+                level.engine_ms.append(float(engine))
+            if meta.get("fallback"):
+                level.fallbacks += 1
+    finally:
+        await conn.close()
+
+
+async def run_level(
+    concurrency: int,
+    *,
+    base_url: str,
+    user_ids: list[int],
+    query: str,
+    headers: dict[str, str],
+    duration: float,
+    warmup: float,
+    seed: int,
+) -> Level:
+    url = urlsplit(base_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    level = Level(concurrency)
+    start = time.perf_counter()
+    record_from = start + warmup
+    stop_at = record_from + duration
+    workers = []
+    for w in range(concurrency):
+        ids = list(user_ids)
+        random.Random(seed + w).shuffle(ids)
+        paths = [f"/v1/recommendations/user/{u}?{query}" for u in ids]
+        workers.append(_worker(level, host, port, paths, headers, stop_at, record_from))
+    await asyncio.gather(*workers)
+    level.elapsed_s = time.perf_counter() - record_from
+    return level
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+    parser.add_argument("--duration", type=float, default=20.0, help="s per level")
+    parser.add_argument("--warmup", type=float, default=2.0, help="s, not recorded")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--users", type=int, default=500, help="distinct user ids")
+    parser.add_argument("--user-ids", help="comma-separated ids instead of the DB")
+    parser.add_argument("--n", type=int, default=10, help="list length")
+    parser.add_argument("--explain", default="true")
+    parser.add_argument("--api-key", default=os.environ.get("APEX_BENCH_API_KEY"))
+    parser.add_argument("--create-staff-key", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args(argv)
+
+    if args.user_ids:
+        user_ids = [int(x) for x in args.user_ids.split(",") if x.strip()]
+    else:
+        user_ids = users_with_history(args.users, args.seed)
+    if not user_ids:
+        parser.error("no users with history (load data, or pass --user-ids)")
+    api_key = args.api_key
+    if args.create_staff_key:
+        api_key = staff_api_key()
+    if not api_key:
+        parser.error("pass --api-key (a staff key) or --create-staff-key")
+    headers = {"Authorization": f"Api-Key {api_key}", "Accept": "application/json"}
+    query = f"n={args.n}&explain={args.explain}"
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    results = []
+    print(
+        f"{'conc':>4} {'req':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'engine p50':>10} {'ratio':>6} {'fallback':>8} errors"
+    )
+    for concurrency in levels:
+        level = asyncio.run(
+            run_level(
+                concurrency,
+                base_url=args.base_url,
+                user_ids=user_ids,
+                query=query,
+                headers=headers,
+                duration=args.duration,
+                warmup=args.warmup,
+                seed=args.seed,
+            )
+        )
+        s = level.summary()
+        results.append(s)
+        lat, eng = s["latency_ms"], s["engine_ms"]
+        print(
+            f"{concurrency:>4} {s['requests']:>7} {s['rps']:>8} "
+            f"{lat['p50'] or 0:>8.2f} {lat['p95'] or 0:>8.2f} {lat['p99'] or 0:>8.2f} "
+            f"{eng['p50'] or 0:>10.2f} {s.get('latency_over_engine_p50', 0):>6} "
+            f"{s['fallback_share'] or 0:>8} {s['errors'] or ''}",
+            flush=True,
+        )
+    report = {
+        "endpoint": "/v1/recommendations/user/{id}",
+        "base_url": args.base_url,
+        "query": query,
+        "distinct_users": len(user_ids),
+        "duration_s": args.duration,
+        "levels": results,
+    }
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    return 0 if all(not r["errors"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
