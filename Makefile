@@ -8,6 +8,10 @@ PORT ?= 8000
 run: venv migrate  ## set up and serve the product on http://127.0.0.1:8000 (embedded mode)
 	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput -v 0
+	@mkdir -p var
+	@echo "==> training the quick ensemble in the background if no artifacts exist (var/train.log);"
+	@echo "    until it finishes, recommendations come from the popularity/content fallback"
+	$(PY) manage.py train --if-missing --profile quick > var/train.log 2>&1 &
 	$(PY) -m uvicorn apex_site.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
 test: system-deps venv  ## run the whole suite against throw-away PostgreSQL + Redis

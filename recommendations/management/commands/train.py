@@ -78,6 +78,11 @@ class Command(BaseCommand):
             "--artifact-version", default=None, help="artifact version name"
         )
         parser.add_argument("--no-activate", action="store_true")
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="do nothing when a current artifact version exists (make run)",
+        )
 
     # --------------------------------------------------------------- data
     def _load(self, options: dict[str, Any]) -> Any:
@@ -108,6 +113,14 @@ class Command(BaseCommand):
         from recommendations.serving.artifacts import ArtifactStore
         from recommendations.serving.catalog_metadata import build_item_metadata
 
+        if options["if_missing"]:
+            root = Path(settings.APEX_ARTIFACTS_DIR)
+            current = ArtifactStore(root).current_version() if root.is_dir() else None
+            if current is not None:
+                self.stdout.write(
+                    f"artifact version {current} is current; not training"
+                )
+                return
         started = time.perf_counter()
         profile, seed = options["profile"], options["seed"]
         try:
