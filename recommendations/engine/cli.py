@@ -363,6 +363,7 @@ def cmd_ablation(args: argparse.Namespace) -> dict[str, Any]:
     results = run_ablation(
         split, members, seeds=seeds, profile=args.profile, device=args.device,
         dataset={**data.describe(), "source": args.data, "splits": split.sizes()},
+        save_ensemble=Path(args.save_ensemble) if args.save_ensemble else None,
     )  # fmt: skip
     results["command"] = " ".join(
         ["--data", args.data, "--models", args.models, "--seeds", args.seeds,
@@ -423,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ab.add_argument(
         "--out", required=True, help="Markdown report (PNG + JSON beside it)"
+    )
+    ab.add_argument(
+        "--save-ensemble",
+        default=None,
+        metavar="DIR",
+        help="save the first seed's DR-weighted ensemble (members included)",
     )
     rep = sub.add_parser("report", help="print results.json files as Markdown tables")
     rep.add_argument("results", nargs="+")  # fmt: skip

@@ -98,8 +98,13 @@ def run_seed(
     device: str = "cpu",
     samples: int = 200,
     clip: float | None = 100.0,
+    save_ensemble: Path | None = None,
 ) -> dict[str, Any]:
-    """Everything the report needs for one seed (see module docstring)."""
+    """Everything the report needs for one seed (see module docstring).
+
+    ``save_ensemble``: also save the DR-weighted ensemble of this seed's
+    members there (e.g. for the serving fidelity benchmark).
+    """
     valid, test = split.validation_task(), split.test_task()
     train: Interactions = split.train
     counts = train.item_counts()
@@ -107,6 +112,7 @@ def run_seed(
     raw_test: dict[str, np.ndarray] = {}
     out: dict[str, Any] = {"seed": seed, "models": {}, "ensembles": {}}
     per_user: dict[str, np.ndarray] = {}
+    fitted: dict[str, Any] = {}
     for name in members:
         cls = get_model_class(name)
         model = cls(model_config(cls, profile))
@@ -129,6 +135,8 @@ def run_seed(
             "ablation seed %d %s: test ndcg@10 %.4f (train %.0fs)",
             seed, name, out["models"][name]["full"]["ndcg@10"], report.train_seconds,
         )  # fmt: skip
+        if save_ensemble is not None:
+            fitted[name] = model
         del model
 
     def blend_variant(names: list[str], objective: str) -> dict[str, Any]:
@@ -158,6 +166,13 @@ def run_seed(
         }
 
     dr_variant = blend_variant(members, "dr")
+    if save_ensemble is not None:
+        from recommendations.engine.models.ensemble import Ensemble
+
+        ensemble = Ensemble(members=tuple(members), samples=samples, clip=clip)
+        ensemble.use_members(fitted, train, valid, seed=seed)  # same selection
+        ensemble.save(save_ensemble)
+        logger.info("saved the seed-%d ensemble to %s", seed, save_ensemble)
     ndcg_variant = blend_variant(members, "ndcg")
     per_user["ensemble"] = dr_variant["_per_user"]
     # The gate: calibrated on validation, applied on test.
@@ -212,11 +227,13 @@ def run_ablation(
     samples: int = 200,
     clip: float | None = 100.0,
     dataset: dict[str, Any] | None = None,
+    save_ensemble: Path | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     runs = [
         run_seed(split, members, seed=s, profile=profile, device=device,
-                 samples=samples, clip=clip)
+                 samples=samples, clip=clip,
+                 save_ensemble=save_ensemble if s == seeds[0] else None)
         for s in seeds
     ]  # fmt: skip
     # Paired test on per-user NDCG@10 averaged over seeds.
