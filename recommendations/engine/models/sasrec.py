@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 
 class SASRecConfig(ModelConfig):
-    max_len: int = Field(200, ge=1, le=4096)
-    """Longest history used (older items are dropped)."""
+    max_len: int = Field(50, ge=1, le=4096)
+    """Longest history used (older items are dropped). 50 beat 100 and 200 on
+    ML-100K validation (recent items predict the next one best)."""
     hidden: int = Field(64, ge=4)
     """Embedding and model width D."""
     blocks: int = Field(2, ge=1, le=12)
@@ -65,9 +66,10 @@ class SASRecConfig(ModelConfig):
     """``ce``: softmax over all items; ``sampled``: over ``negatives`` uniform items."""
     negatives: int = Field(256, ge=1)
     """Negatives per step for ``loss="sampled"``."""
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    """Label smoothing of the cross-entropy (both losses)."""
-    all_windows: bool = False
+    label_smoothing: float = Field(0.2, ge=0.0, lt=1.0)
+    """Label smoothing of the cross-entropy (both losses); 0.2 chosen on
+    ML-100K validation over 0, 0.1 and 0.3."""
+    all_windows: bool = True
     """Also train on the older ``max_len + 1`` windows of histories longer than
     that (stride ``max_len``, so every train item is a target once); off: only
     the newest window per user, older items are never targets."""
