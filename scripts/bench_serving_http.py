@@ -16,6 +16,14 @@ so the client authenticates with a staff API key: pass ``--api-key`` or let
 Both need the server's database settings (``DATABASE_URL`` / ``APEX_DATA_DIR``)
 in this process's environment.
 
+``--per-user-keys`` instead gives every drawn user an API key of their own
+and each request reads the caller's own list, as a product user does. It
+also keeps DRF's per-user throttle (``APEX_THROTTLE_USER``, 600/min by
+default) realistic: with one staff key every request lands in the same
+throttle bucket, which refuses the load after 600 requests a minute unless
+the rate is raised, and then the bucket's history (a pickled list in Redis
+with one timestamp per request in the window) grows with the request rate.
+
 Usage::
 
     python scripts/bench_serving_http.py --create-staff-key \\
@@ -33,6 +41,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,6 +89,21 @@ def staff_api_key() -> str:
         user.save(update_fields=["is_staff"])
     _key, raw = api_key_create(user=user, name=f"bench {time.strftime('%H%M%S')}")
     return raw
+
+
+def own_api_keys(user_ids: list[int]) -> dict[int, str]:
+    """A fresh API key per user (``--per-user-keys``)."""
+    _django()
+    from accounts.models import User
+    from accounts.services import api_key_create
+
+    users = User.objects.in_bulk(user_ids)
+    name = f"bench {time.strftime('%H%M%S')}"
+    return {
+        uid: api_key_create(user=users[uid], name=name)[1]
+        for uid in user_ids
+        if uid in users
+    }
 
 
 # ------------------------------------------------------------ HTTP client
@@ -193,8 +217,7 @@ async def _worker(
     level: Level,
     host: str,
     port: int,
-    paths: list[str],
-    headers: dict[str, str],
+    requests: list[tuple[str, dict[str, str]]],
     stop_at: float,
     record_from: float,
 ) -> None:
@@ -202,7 +225,7 @@ async def _worker(
     i = 0
     try:
         while time.perf_counter() < stop_at:
-            path = paths[i % len(paths)]
+            path, headers = requests[i % len(requests)]
             i += 1
             started = time.perf_counter()
             try:
@@ -234,7 +257,7 @@ async def run_level(
     base_url: str,
     user_ids: list[int],
     query: str,
-    headers: dict[str, str],
+    headers_for: Callable[[int], dict[str, str]],
     duration: float,
     warmup: float,
     seed: int,
@@ -249,11 +272,21 @@ async def run_level(
     for w in range(concurrency):
         ids = list(user_ids)
         random.Random(seed + w).shuffle(ids)
-        paths = [f"/v1/recommendations/user/{u}?{query}" for u in ids]
-        workers.append(_worker(level, host, port, paths, headers, stop_at, record_from))
+        requests = [
+            (
+                f"/v1/recommendations/user/{u}?{query}",
+                headers_for(u),
+            )
+            for u in ids
+        ]
+        workers.append(_worker(level, host, port, requests, stop_at, record_from))
     await asyncio.gather(*workers)
     level.elapsed_s = time.perf_counter() - record_from
     return level
+
+
+def _auth(raw_key: str) -> dict[str, str]:
+    return {"Authorization": f"Api-Key {raw_key}", "Accept": "application/json"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", default="true")
     parser.add_argument("--api-key", default=os.environ.get("APEX_BENCH_API_KEY"))
     parser.add_argument("--create-staff-key", action="store_true")
+    parser.add_argument(
+        "--per-user-keys",
+        action="store_true",
+        help="one key per user, each reading their own list (see above)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
@@ -278,12 +316,22 @@ def main(argv: list[str] | None = None) -> int:
         user_ids = users_with_history(args.users, args.seed)
     if not user_ids:
         parser.error("no users with history (load data, or pass --user-ids)")
-    api_key = args.api_key
-    if args.create_staff_key:
-        api_key = staff_api_key()
-    if not api_key:
-        parser.error("pass --api-key (a staff key) or --create-staff-key")
-    headers = {"Authorization": f"Api-Key {api_key}", "Accept": "application/json"}
+    headers_for: Callable[[int], dict[str, str]]
+    if args.per_user_keys:
+        keys = own_api_keys(user_ids)
+        user_ids = [u for u in user_ids if u in keys]
+        per_user = {u: _auth(raw) for u, raw in keys.items()}
+        headers_for = per_user.__getitem__
+    else:
+        api_key = args.api_key
+        if args.create_staff_key:
+            api_key = staff_api_key()
+        if not api_key:
+            parser.error(
+                "pass --api-key (a staff key), --create-staff-key or --per-user-keys"
+            )
+        shared = _auth(api_key)
+        headers_for = lambda _user_id: shared  # noqa: E731
     query = f"n={args.n}&explain={args.explain}"
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -299,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 base_url=args.base_url,
                 user_ids=user_ids,
                 query=query,
-                headers=headers,
+                headers_for=headers_for,
                 duration=args.duration,
                 warmup=args.warmup,
                 seed=args.seed,
@@ -320,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "base_url": args.base_url,
         "query": query,
         "distinct_users": len(user_ids),
+        "auth": "per-user keys" if args.per_user_keys else "one staff key",
         "duration_s": args.duration,
         "levels": results,
     }

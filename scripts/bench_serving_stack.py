@@ -1,0 +1,392 @@
+"""A production-like serving stack for the HTTP benchmark (issue 6).
+
+``up`` starts a throw-away PostgreSQL cluster and a Redis server on free
+loopback ports under ``--dir`` (default ``/tmp/httpbench``) and writes
+``<dir>/env.sh``: the environment a production process needs
+(``DJANGO_SETTINGS_MODULE=apex_site.settings.production``, ``DATABASE_URL``,
+``REDIS_URL``, a secret key, ``APEX_ARTIFACTS_DIR``, ``APEX_DATA_DIR``).
+``down`` stops both and keeps the folder (artifacts, results). ``serve``
+runs uvicorn with workers on a free port for one tier and prints the port;
+``measure`` serves a tier, warms every worker, reads each worker's RSS,
+runs ``bench_serving_http.py --per-user-keys``, reads RSS again, stops the
+server and writes ``<dir>/http-<label>.json``.
+
+The PostgreSQL and Redis commands are ``scripts/run_tests.py``'s (its
+helpers are imported); only the lifetime differs: they outlive this process
+until ``down``.
+
+Usage::
+
+    python scripts/bench_serving_stack.py up [--dir /tmp/httpbench]
+    source /tmp/httpbench/env.sh
+    python scripts/bench_serving_stack.py serve --tier 2 [--workers 2]
+    python scripts/bench_serving_stack.py measure --tier 2 [--label t2] \\
+        [--concurrency 1,8,32] [--duration 15] [--app module:application]
+    python scripts/bench_serving_stack.py coldboot --tier 2 [--repeat 3]
+    python scripts/bench_serving_stack.py profile --tier 2 [--requests 300]
+    python scripts/bench_serving_stack.py down
+
+``coldboot`` times a fresh interpreter from its start to the first served
+recommendation (``django.setup()``, ``get_runtime().warm_up()``, one
+``feeds.feed_for``), measured by this parent process around the child, and
+reports the child's RSS after it. ``profile`` sends ``--requests`` requests
+for random users with history through the whole Django stack in-process
+(test client: URL routing, API-key authentication, throttle, view,
+serializer) under cProfile and prints the mean of every ``meta.timings_ms``
+stage, the mean wall time per request and the top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_tests import ROOT, free_port, pg_bin, wait_for_port  # noqa: E402
+
+PYTHON = sys.executable
+
+
+def _as_postgres(workdir: Path) -> list[str]:
+    """``runuser -u postgres --`` when root (initdb refuses to run as root)."""
+    if os.geteuid() != 0:
+        return []
+    pw = pwd.getpwnam("postgres")
+    os.chown(workdir, pw.pw_uid, pw.pw_gid)
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def up(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pg_dir = folder / "pg"
+    if pg_dir.exists():
+        raise SystemExit(f"{pg_dir} exists: run `down` first")
+    pg_dir.mkdir()
+    as_user = _as_postgres(pg_dir)
+    pg_port, redis_port = free_port(), free_port()
+    subprocess.run(
+        [*as_user, pg_bin("initdb"), "-D", str(pg_dir / "data"), "-U", "apex",
+         "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    options = (
+        f"-p {pg_port} -k {pg_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    subprocess.run(
+        [*as_user, pg_bin("pg_ctl"), "-D", str(pg_dir / "data"), "-o", options,
+         "-l", str(pg_dir / "log"), "-w", "start"],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    subprocess.run(
+        [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "apex",
+         "apex"],
+        check=True,
+    )  # fmt: skip
+    redis = shutil.which("redis-server")
+    if redis is None:
+        raise SystemExit("redis-server not found")
+    subprocess.run(
+        [redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--daemonize", "yes",
+         "--pidfile", str(folder / "redis.pid"),
+         "--logfile", str(folder / "redis.log")],
+        check=True,
+    )  # fmt: skip
+    wait_for_port(redis_port, "Redis")
+    env = {
+        "DJANGO_SETTINGS_MODULE": "apex_site.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # plain HTTP on loopback: no TLS terminator in front of the benchmark
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": f"postgres://apex@127.0.0.1:{pg_port}/apex",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "APEX_ARTIFACTS_DIR": str(folder / "artifacts"),
+        "APEX_DATA_DIR": str(folder / "var"),
+        "APEX_LOG_LEVEL": "WARNING",
+    }
+    lines = [f"export {k}='{v}'" for k, v in env.items()]
+    (folder / "env.sh").write_text("\n".join(lines) + "\n")
+    print(f"PostgreSQL on {pg_port}, Redis on {redis_port}; source {folder}/env.sh")
+
+
+def down(folder: Path) -> None:
+    pg_dir = folder / "pg"
+    if pg_dir.exists():
+        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*as_user, pg_bin("pg_ctl"), "-D", str(pg_dir / "data"), "-m", "fast",
+             "stop"],
+            check=False, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        shutil.rmtree(pg_dir, ignore_errors=True)
+    pidfile = folder / "redis.pid"
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+        pidfile.unlink(missing_ok=True)
+    print("stopped PostgreSQL and Redis")
+
+
+def serve(
+    tier: str,
+    workers: int,
+    folder: Path,
+    app: str = "apex_site.asgi:application",
+    interface: str = "auto",
+) -> tuple[subprocess.Popen, int]:
+    """uvicorn with ``workers`` processes for ``tier`` on a free port; the
+    server's pid goes to ``<dir>/uvicorn-<tier>.pid``, its log beside it."""
+    port = free_port()
+    env = {**os.environ, "APEX_SERVING_TIER": tier, "APEX_TORCH_THREADS": "1"}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    log = open(folder / f"uvicorn-{tier}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "uvicorn", app, "--host",
+         "127.0.0.1", "--port", str(port), "--workers", str(workers),
+         "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+         "--interface", interface],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    (folder / f"uvicorn-{tier}.pid").write_text(str(proc.pid))
+    wait_for_port(port, "uvicorn", timeout=60)
+    time.sleep(1)
+    return proc, port
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+WARM_RSS_MB = 200  # a bare production Django worker is ~70-95 MB here
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _workers(master: int) -> list[int]:
+    """uvicorn's worker processes: the master's children running spawn_main."""
+    out = subprocess.run(
+        ["pgrep", "-P", str(master), "-f", "spawn_main"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return [int(x) for x in out.stdout.split()]
+
+
+def measure(args: argparse.Namespace) -> None:
+    """One tier end to end: serve, warm every worker, RSS, the HTTP load
+    (``bench_serving_http.py``), RSS again, stop. Results as JSON."""
+    import json
+    import urllib.request
+
+    proc, port = serve(args.tier, args.workers, args.dir, args.app, args.interface)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # warm-up: the bundle loads lazily per worker, and which worker
+        # accepts a connection is the kernel's choice, so warm until every
+        # worker holds a bundle (RSS well above a bare Django process)
+        workers = _workers(proc.pid)
+        for _attempt in range(8):
+            warm = subprocess.run(
+                [PYTHON, str(ROOT / "scripts" / "bench_serving_http.py"),
+                 "--base-url", base, "--per-user-keys", "--concurrency", "8",
+                 "--duration", "2", "--warmup", "2", "--users", "100"],
+                cwd=ROOT, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if min(_rss_mb(pid) for pid in workers) > WARM_RSS_MB:
+                break
+        with urllib.request.urlopen(f"{base}/v1/artifacts/health") as response:
+            health = response.status
+        rss_warm = {pid: round(_rss_mb(pid)) for pid in workers}
+        cpu_before = {pid: _cpu_s(pid) for pid in workers}
+        load_before = os.getloadavg()
+        out_json = args.dir / f"http-{args.label}.json"
+        run = subprocess.run(
+            [PYTHON, str(ROOT / "scripts" / "bench_serving_http.py"),
+             "--base-url", base, "--per-user-keys", "--concurrency",
+             args.concurrency, "--duration", str(args.duration), "--out",
+             str(out_json)],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        load_after = os.getloadavg()
+        rss_after = {pid: round(_rss_mb(pid)) for pid in workers}
+        cpu_used = {pid: round(_cpu_s(pid) - cpu_before[pid], 1) for pid in workers}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    report = json.loads(out_json.read_text()) if out_json.exists() else {}
+    report.update(
+        label=args.label, tier=args.tier, app=args.app, workers=args.workers,
+        interface=args.interface,
+        health_status=health, warm_rc=warm.returncode,
+        rss_mb_after_warmup=rss_warm, rss_mb_after_load=rss_after,
+        worker_cpu_s_during_load=cpu_used,
+        loadavg_before=load_before, loadavg_after=load_after,
+        table=run.stdout, stderr_tail=run.stderr[-2000:],
+    )  # fmt: skip
+    out_json.write_text(json.dumps(report, indent=2))
+    print(
+        f"== {args.label} (tier {args.tier}, {args.app}) load {load_before[0]:.2f}"
+        f" -> {load_after[0]:.2f}; RSS MB warm {rss_warm} after {rss_after};"
+        f" worker CPU s during load {cpu_used}"
+    )
+    print(run.stdout, run.stderr[-1500:] if run.returncode else "", flush=True)
+
+
+_FIRST_RECOMMENDATION = """
+import os, sys, time
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from learning.models import Interaction
+from recommendations import feeds
+from recommendations.serving.runtime import get_runtime
+bundle = get_runtime().warm_up()
+user = get_user_model().objects.get(pk=Interaction.objects.values_list(
+    "user_id", flat=True).first())
+result = feeds.feed_for(user, n=10)
+assert result.items and not result.meta.fallback, result.meta
+rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]
+print(f"SERVED tier={bundle.tier.tier} rss_mb={int(rss) / 1024:.0f}", flush=True)
+"""
+
+
+def coldboot(tier: str, repeat: int) -> None:
+    """Seconds from a fresh interpreter's start to its first served list."""
+    env = {**os.environ, "APEX_SERVING_TIER": tier, "APEX_TORCH_THREADS": "1"}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        out = subprocess.run(
+            [PYTHON, "-c", _FIRST_RECOMMENDATION],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        line = [x for x in out.stdout.splitlines() if x.startswith("SERVED")][-1]
+        print(f"tier {tier}: first recommendation after {elapsed:.2f} s ({line})")
+
+
+def profile(tier: str, requests: int, top: int) -> None:
+    """In-process requests through the whole Django stack under cProfile."""
+    import cProfile
+    import pstats
+    import random
+    import statistics
+
+    os.environ["APEX_SERVING_TIER"] = tier
+    os.environ.setdefault("APEX_TORCH_THREADS", "1")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.test import Client
+
+    from accounts.models import User
+    from accounts.services import api_key_create
+    from learning.models import Interaction
+    from recommendations.serving.runtime import get_runtime
+
+    get_runtime().warm_up()
+    user_ids = sorted(set(Interaction.objects.values_list("user_id", flat=True)))
+    random.Random(0).shuffle(user_ids)
+    user_ids = user_ids[:50]
+    users = User.objects.in_bulk(user_ids)
+    keys = {u: api_key_create(user=users[u], name="profile")[1] for u in user_ids}
+    client = Client(SERVER_NAME="127.0.0.1")
+
+    def one(i: int) -> dict:
+        uid = user_ids[i % len(user_ids)]
+        response = client.get(
+            f"/v1/recommendations/user/{uid}?n=10&explain=true",
+            HTTP_AUTHORIZATION=f"Api-Key {keys[uid]}",
+        )
+        assert response.status_code == 200, response.content[:300]
+        return response.json()["meta"]
+
+    for i in range(30):  # warm every code path
+        one(i)
+    stages: dict[str, list[float]] = {}
+    walls = []
+    profiler = cProfile.Profile()
+    for i in range(requests):
+        started = time.perf_counter()
+        profiler.enable()
+        meta = one(i)
+        profiler.disable()
+        walls.append(1e3 * (time.perf_counter() - started))
+    # a second pass without the profiler: its overhead inflates the first
+    plain = []
+    for i in range(requests):
+        started = time.perf_counter()
+        meta = one(i)
+        plain.append(1e3 * (time.perf_counter() - started))
+        for name, value in meta["timings_ms"].items():
+            stages.setdefault(name, []).append(value)
+    print(f"tier {tier}: {requests} requests in-process")
+    print(
+        f"  wall per request, no profiler: mean {statistics.fmean(plain):.2f} ms, "
+        f"p50 {statistics.median(plain):.2f} ms"
+    )
+    print(f"  wall per request, profiled: mean {statistics.fmean(walls):.2f} ms")
+    for name, values in sorted(stages.items()):
+        print(f"  stage {name} (no profiler): mean {statistics.fmean(values):.3f} ms")
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "serve", "measure", "coldboot", "profile"),
+    )
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/httpbench"))
+    parser.add_argument("--tier", default="2")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--app", default="apex_site.asgi:application")
+    parser.add_argument(
+        "--interface", default="auto", help="uvicorn --interface (experiments)"
+    )
+    parser.add_argument("--label", default=None)
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--duration", type=float, default=15.0)
+    args = parser.parse_args()
+    if args.action == "up":
+        up(args.dir)
+    elif args.action == "down":
+        down(args.dir)
+    elif args.action == "coldboot":
+        coldboot(args.tier, args.repeat)
+    elif args.action == "profile":
+        profile(args.tier, args.requests, args.top)
+    elif args.action == "measure":
+        args.label = args.label or f"tier{args.tier}"
+        measure(args)
+    else:
+        _proc, port = serve(args.tier, args.workers, args.dir, args.app, args.interface)
+        print(port)
+
+
+if __name__ == "__main__":
+    main()
