@@ -175,7 +175,22 @@ def movie_rate(
         )
         if created:
             movie_rating_stats_refresh(movie_ids=[movie_id])
+    if created:
+        _push_live_feed(user)
     return row
+
+
+def _push_live_feed(user) -> None:
+    """Send the user's open tabs a fresh feed (the rating changes it).
+
+    A failure here (no channel layer, no artifacts) never fails the rating.
+    """
+    from recommendations.feeds import push_feed
+
+    try:
+        push_feed(user)
+    except Exception:  # noqa: BLE001 - the rating is recorded either way
+        logger.warning("could not push a fresh feed to user %s", user.pk, exc_info=True)
 
 
 def movie_watchlist_set(

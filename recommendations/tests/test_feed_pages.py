@@ -262,3 +262,26 @@ def test_push_feed_sends_the_fresh_feed_to_the_users_group(
     assert message == {"type": "feed.update", "payload": payload}
     assert [i["id"] for i in payload["items"]] == [m.pk for m in catalog[::-1][:3]]
     assert payload["meta"]["fallback"] is False
+
+
+def test_rating_a_movie_pushes_a_fresh_feed_to_open_tabs(monkeypatch, user) -> None:
+    from catalog import services as catalog_services
+    from catalog.models import Movie
+    from recommendations import services as recommendation_services
+
+    sent: list[dict] = []
+    monkeypatch.setattr(
+        recommendation_services,
+        "feed_push",
+        lambda *, user_id, payload: sent.append({"user": user_id, **payload}),
+    )
+    movie = Movie.objects.create(title="A film", year=1999)
+    catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=4.0)
+    assert len(sent) == 1 and sent[0]["user"] == user.pk
+    catalog_services.movie_rate(
+        user=user, movie_id=movie.pk, stars=4.0, idempotency_key="same"
+    )
+    catalog_services.movie_rate(
+        user=user, movie_id=movie.pk, stars=4.0, idempotency_key="same"
+    )
+    assert len(sent) == 2  # a replayed event is not pushed twice
