@@ -248,6 +248,20 @@ class LightGCN(TorchRecommender):
             self.item_layers = torch.stack([x[self.n_users :] for x in layers])
         return self.item_layers
 
+    def _fold_in_weights(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fold-in items and weights ``w_i = 1 / sqrt(|H| d_i)`` of one history,
+        recency-decayed (same total mass) when ``decay`` > 0."""
+        items = np.unique(history) if self.decay == 0 else history
+        if not len(items):
+            return items, np.zeros(0)
+        deg = np.maximum(self.item_degree, 1.0)
+        base = 1.0 / np.sqrt(len(items) * deg[items])
+        if self.decay <= 0:
+            return items, base
+        age = np.arange(len(items))[::-1]
+        w = base * np.exp(-self.decay * age)
+        return items, w / w.sum() * base.sum()
+
     def _score(self, histories: list[History]) -> np.ndarray:
         cfg: LightGCNConfig = self.config
         net = self._require_net()
@@ -257,16 +271,10 @@ class LightGCN(TorchRecommender):
         n_hist = len(histories)
         # Fold-in weights: (B, N) sparse matrix w_ui = 1 / sqrt(|H| d_i)
         rows, cols, vals = [], [], []
-        deg = np.maximum(self.item_degree, 1.0)
         for r, h in enumerate(histories):
-            items = np.unique(h.items) if self.decay == 0 else h.items
+            items, w = self._fold_in_weights(h.items)
             if not len(items):
                 continue
-            w = 1.0 / np.sqrt(len(items) * deg[items])
-            if self.decay > 0:
-                age = np.arange(len(items))[::-1]
-                w = w * np.exp(-self.decay * age)
-                w = w / w.sum() * (1.0 / np.sqrt(len(items) * deg[items])).sum()
             rows.append(np.full(len(items), r))
             cols.append(items)
             vals.append(w)
@@ -355,17 +363,10 @@ class LightGCN(TorchRecommender):
 
         net = self._require_net()
         fold = np.zeros((len(histories), self.n_items), dtype=np.float32)
-        deg = np.maximum(self.item_degree, 1.0)
         for r, h in enumerate(histories):
-            items = np.unique(h.items) if self.decay == 0 else h.items
-            if not len(items):
-                continue
-            w = 1.0 / np.sqrt(len(items) * deg[items])
-            if self.decay > 0:
-                age = np.arange(len(items))[::-1]
-                w = w * np.exp(-self.decay * age)
-                w = w / w.sum() * (1.0 / np.sqrt(len(items) * deg[items])).sum()
-            np.add.at(fold[r], items, w.astype(np.float32))
+            items, w = self._fold_in_weights(h.items)
+            if len(items):
+                np.add.at(fold[r], items, w.astype(np.float32))
         ego = np.zeros((len(histories), self.config.dim), dtype=np.float32)
         table = net.user_emb.weight.detach().cpu().numpy()
         for r, h in enumerate(histories):
