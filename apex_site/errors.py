@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 
@@ -115,3 +115,11 @@ def handler500(request):
     from django.views.defaults import server_error
 
     return server_error(request)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error shape every API response uses (for the OpenAPI schema)."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    detail = serializers.JSONField(allow_null=True)

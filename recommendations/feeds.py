@@ -205,15 +205,10 @@ def _from_served(served: Any, bundle: ServingBundle, elapsed_ms: float) -> _Serv
 
 
 def _fallback_meta(serving: _Serving, reason: str, elapsed_ms: float) -> FeedMeta:
-    bundle = serving.bundle
-    return FeedMeta(
-        tier=bundle.tier.tier if bundle else None,
-        tier_name=bundle.tier.name if bundle else None,
-        fallback=True,
-        fallback_reason=reason,
-        gate_fired=False,
+    return _db_meta(
+        serving,
         scorer="database",
-        artifact_version=bundle.version if bundle else None,
+        fallback_reason=reason,
         timings_ms={"fallback": round(elapsed_ms, 3)},
     )
 
@@ -577,17 +572,25 @@ def _reordered(served: _Served, ids: list[int]) -> _Served:
     )
 
 
-def _db_meta(serving: _Serving) -> FeedMeta:
-    """Meta of a list that never involves the engine (trending)."""
+def _db_meta(
+    serving: _Serving,
+    *,
+    scorer: str = "trending",
+    fallback_reason: str | None = None,
+    timings_ms: dict[str, float] | None = None,
+) -> FeedMeta:
+    """Meta of a list served from the database (trending, or the fallback
+    when ``fallback_reason`` is given), not by the engine."""
     bundle = serving.bundle
     return FeedMeta(
         tier=bundle.tier.tier if bundle else None,
         tier_name=bundle.tier.name if bundle else None,
-        fallback=False,
-        fallback_reason=None,
+        fallback=fallback_reason is not None,
+        fallback_reason=fallback_reason,
         gate_fired=False,
-        scorer="trending",
+        scorer=scorer,
         artifact_version=bundle.version if bundle else None,
+        timings_ms=timings_ms or {},
     )
 
 

@@ -18,15 +18,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apex_site.errors import ErrorSerializer
 from apex_site.pagination import StandardPagination
 from catalog import selectors
 from learning import selectors as learning_selectors
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    detail = serializers.JSONField(allow_null=True)
 
 
 @extend_schema_serializer(component_name="MovieSummary")

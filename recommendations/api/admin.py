@@ -20,8 +20,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apex_site.errors import ApplicationError
-from recommendations.api.artifacts import ApiErrorSerializer
+from apex_site.errors import ApplicationError, ErrorSerializer
 from recommendations.models import EnsembleWeights
 from recommendations.serving.runtime import get_runtime
 
@@ -50,18 +49,18 @@ class ReloadEnsembleWeightsApi(APIView):
         request=None,
         responses={
             200: ReloadWeightsOutputSerializer,
-            401: ApiErrorSerializer,
-            403: ApiErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
             409: OpenApiResponse(
-                ApiErrorSerializer, description="`no_active_weights`: none is active"
+                ErrorSerializer, description="`no_active_weights`: none is active"
             ),
             422: OpenApiResponse(
-                ApiErrorSerializer,
+                ErrorSerializer,
                 description="`weights_rejected`: the engine refused the weights "
                 "(e.g. a member the artifacts do not contain); the old ones stay",
             ),
             503: OpenApiResponse(
-                ApiErrorSerializer,
+                ErrorSerializer,
                 description="`serving_unavailable` / `no_engine`: nothing to "
                 "apply the weights to",
             ),

@@ -19,14 +19,8 @@ from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apex_site.errors import ApplicationError
+from apex_site.errors import ApplicationError, ErrorSerializer
 from recommendations.serving.runtime import get_runtime
-
-
-class ApiErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    detail = serializers.JSONField(allow_null=True)
 
 
 class MismatchSerializer(serializers.Serializer):
@@ -55,7 +49,7 @@ class ArtifactsHealthSerializer(serializers.Serializer):
         allow_null=True, help_text="The version this process serves (null: none yet)"
     )
     report = VerifyReportSerializer(allow_null=True)
-    problem = ApiErrorSerializer(
+    problem = ErrorSerializer(
         allow_null=True, help_text="Why nothing could be verified"
     )
 
@@ -147,7 +141,7 @@ class ArtifactsHealthApi(APIView):
                 "manifest, or no artifacts at all (`problem`)",
             ),
             404: OpenApiResponse(
-                ApiErrorSerializer,
+                ErrorSerializer,
                 description="`artifact_version_not_found`: no such version",
             ),
         },
@@ -203,19 +197,19 @@ class ArtifactsReloadApi(APIView):
         request=ArtifactsReloadInputSerializer,
         responses={
             200: ReloadOutputSerializer,
-            400: ApiErrorSerializer,
-            401: ApiErrorSerializer,
-            403: ApiErrorSerializer,
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
             404: OpenApiResponse(
-                ApiErrorSerializer, description="`artifact_version_not_found`"
+                ErrorSerializer, description="`artifact_version_not_found`"
             ),
             422: OpenApiResponse(
-                ApiErrorSerializer,
+                ErrorSerializer,
                 description="`artifact_load_failed`: the version failed its "
                 "checksums or could not be loaded; the old one is still served",
             ),
             503: OpenApiResponse(
-                ApiErrorSerializer,
+                ErrorSerializer,
                 description="`artifacts_root_missing` / `no_current_artifacts`",
             ),
         },

@@ -24,10 +24,9 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apex_site.errors import ApplicationError
+from apex_site.errors import ApplicationError, ErrorSerializer
 from catalog import selectors as catalog_selectors
 from recommendations import feeds
-from recommendations.api.artifacts import ApiErrorSerializer
 
 
 # ------------------------------------------------------------------ input
@@ -243,7 +242,7 @@ _PARAMS = [
     OpenApiParameter("explain", bool, description="default true"),
 ]
 _BAD_PARAMS = OpenApiResponse(
-    ApiErrorSerializer,
+    ErrorSerializer,
     description="`invalid`: a parameter is out of range; `detail` names it",
     examples=[
         OpenApiExample(
@@ -274,12 +273,12 @@ class UserRecommendationsApi(APIView):
         responses={
             200: UserRecommendationsSerializer,
             400: _BAD_PARAMS,
-            401: ApiErrorSerializer,
+            401: ErrorSerializer,
             403: OpenApiResponse(
-                ApiErrorSerializer,
+                ErrorSerializer,
                 description="`permission_denied`: another user's recommendations",
             ),
-            404: OpenApiResponse(ApiErrorSerializer, description="No such user"),
+            404: OpenApiResponse(ErrorSerializer, description="No such user"),
         },
         examples=[
             OpenApiExample(
@@ -324,7 +323,7 @@ class UserRecommendationsApi(APIView):
 
 
 _SIMILAR_PARAMS = [p for p in _PARAMS if p.name != "exclude_seen"]
-_SIMILAR_404 = OpenApiResponse(ApiErrorSerializer, description="No such movie")
+_SIMILAR_404 = OpenApiResponse(ErrorSerializer, description="No such movie")
 
 
 class SimilarMoviesApi(APIView):
@@ -340,7 +339,7 @@ class SimilarMoviesApi(APIView):
         responses={
             200: SimilarMoviesSerializer,
             400: _BAD_PARAMS,
-            401: ApiErrorSerializer,
+            401: ErrorSerializer,
             404: _SIMILAR_404,
         },
         examples=[
@@ -376,7 +375,7 @@ class EnrichedSimilarMoviesApi(SimilarMoviesApi):
         responses={
             200: EnrichedSimilarMoviesSerializer,
             400: _BAD_PARAMS,
-            401: ApiErrorSerializer,
+            401: ErrorSerializer,
             404: _SIMILAR_404,
         },
         examples=[
@@ -421,7 +420,7 @@ class KnowledgeGraphApi(APIView):
         responses={
             200: KnowledgeGraphSerializer,
             400: _BAD_PARAMS,
-            401: ApiErrorSerializer,
+            401: ErrorSerializer,
             404: _SIMILAR_404,
         },
         examples=[
