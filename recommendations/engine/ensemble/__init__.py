@@ -14,6 +14,7 @@ from recommendations.engine.ensemble.normalise import normalise
 from recommendations.engine.ensemble.selection import (
     BlendData,
     WeightSelection,
+    choose_correction,
     search_weights,
     select_weights,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "GateCalibration",
     "WeightSelection",
     "calibrate_gate",
+    "choose_correction",
     "content_fallback_scores",
     "disagreement",
     "normalise",

@@ -150,14 +150,17 @@ def run_seed(
             {n: raw_test[n] for n in names}, test, counts, method=sel.normalisation
         )
         w = np.array([sel.weights[n] for n in names])
-        result = _evaluate_matrix(data.blended(w), test, split, seed)
+        beta = sel.popularity_correction
+        result = _evaluate_matrix(data.blended(w, beta), test, split, seed)
         return {
             **_summary(result),
             "weights": sel.weights,
             "normalisation": sel.normalisation,
+            "popularity_correction": beta,
+            "long_tail_floor": sel.long_tail_floor,
             "validation_estimates": sel.estimates,
             "by_normalisation": sel.by_normalisation,
-            "test_estimates": data.estimates(w, clip=clip),
+            "test_estimates": data.estimates(w, clip=clip, correction=beta),
             "selection_seconds": seconds,
             "_per_user": result.full["ndcg@10"],
             "_data": data,
@@ -179,9 +182,10 @@ def run_seed(
     genres = genre_matrix(train.item_features, train.n_items)
     sel = dr_variant["_selection"]
     valid_data = BlendData.build(raw_valid, valid, counts, method=sel.normalisation)
+    beta = sel.popularity_correction
     gate = calibrate_gate(
         valid_data, dr_variant["_weights"],
-        content_fallback_scores(valid.histories, genres, counts),
+        content_fallback_scores(valid.histories, genres, counts), correction=beta,
     )  # fmt: skip
     test_data = dr_variant["_data"]
     d_test = disagreement(
@@ -189,7 +193,9 @@ def run_seed(
     )
     on = gate.fires(d_test)
     fallback_test = content_fallback_scores(test.histories, genres, counts)
-    gated = gated_ndcg(test_data, dr_variant["_weights"], fallback_test, on)
+    gated = gated_ndcg(
+        test_data, dr_variant["_weights"], fallback_test, on, correction=beta
+    )
     out["gate"] = {
         **gate.as_dict(),
         "test_fire_rate": float(np.mean(on)),
@@ -197,7 +203,7 @@ def run_seed(
         "test_ndcg_ungated": float(dr_variant["full"]["ndcg@10"]),
         "test_ndcg_fallback_only": float(
             gated_ndcg(test_data, dr_variant["_weights"], fallback_test,
-                       np.ones_like(on)).mean()
+                       np.ones_like(on), correction=beta).mean()
         ),
     }  # fmt: skip
     out["ensembles"]["ensemble (DR weights)"] = dr_variant
@@ -295,6 +301,13 @@ def _cell(values: list[float], digits: int = 4) -> str:
     return f"{np.mean(values):.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
 
 
+def _floor_cell(estimates: dict[str, Any], floor: float | None) -> str:
+    share = estimates.get("long_tail_share", {}).get("value")
+    if share is None:
+        return "–"
+    return f"{share:.3f}" + ("" if floor is None else f" ({floor:.3f})")
+
+
 def markdown(results: dict[str, Any], chart: str | None) -> str:
     runs = results["runs"]
     ds = results.get("dataset", {})
@@ -367,8 +380,9 @@ def markdown(results: dict[str, Any], chart: str | None) -> str:
         "",
         "| seed | selection | normalisation | "
         + " | ".join(results["members"])
-        + " | validation DR | IPS | SNIPS | validation NDCG@10 |",
-        "|---|---|---|" + "---|" * len(results["members"]) + "---|---|---|---|",
+        + " | popularity correction β | validation long tail (floor) "
+        "| validation DR | IPS | SNIPS | validation NDCG@10 |",
+        "|---|---|---|" + "---|" * len(results["members"]) + "---|---|---|---|---|---|",
     ]
     for r in runs:
         for label in ("ensemble (DR weights)", "ensemble (NDCG weights)"):
@@ -379,6 +393,8 @@ def markdown(results: dict[str, Any], chart: str | None) -> str:
                 + " | ".join(
                     f"{e['weights'].get(m, 0.0):.3f}" for m in results["members"]
                 )
+                + f" | {e.get('popularity_correction', 0.0):.3f}"
+                + f" | {_floor_cell(est, e.get('long_tail_floor'))}"
                 + f" | {est['dr']['value']:.3f} "
                 f"[{est['dr']['low']:.3f}, {est['dr']['high']:.3f}]"
                 f" | {est['ips']['value']:.3f} | {est['snips']['value']:.4f}"

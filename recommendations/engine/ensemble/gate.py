@@ -114,9 +114,10 @@ def gated_ndcg(
     fallback: np.ndarray,
     gate_on: np.ndarray,
     k: int = 10,
+    correction: float = 0.0,
 ) -> np.ndarray:
     """Per (user, item) pair NDCG@k when gated users get the fallback ranking."""
-    s = data.blended(weights)
+    s = data.blended(weights, correction)
     fb = np.where(data.exclude, -np.inf, fallback)
     s = np.where(gate_on[:, None], fb, s)
     target = s[data.rows, data.cols][:, None]
@@ -132,6 +133,7 @@ def calibrate_gate(
     quantiles: Sequence[float] = QUANTILES,
     candidates: int = 100,
     k: int = 10,
+    correction: float = 0.0,
 ) -> GateCalibration:
     """Pick the threshold with the best validation NDCG@k (module docstring)."""
     d = disagreement(data.stack, weights, candidates=candidates, exclude=data.exclude)
@@ -139,7 +141,7 @@ def calibrate_gate(
     table = []
     for q, threshold in zip([*quantiles, 1.0], options, strict=True):
         on = d > threshold
-        ndcg = float(gated_ndcg(data, weights, fallback, on, k).mean())
+        ndcg = float(gated_ndcg(data, weights, fallback, on, k, correction).mean())
         table.append(
             {"quantile": q, "threshold": threshold, "fire_rate": float(on.mean()),
              "ndcg": ndcg}

@@ -38,8 +38,10 @@ from recommendations.engine.ensemble.gate import (
 )
 from recommendations.engine.ensemble.normalise import METHODS, normalise
 from recommendations.engine.ensemble.selection import (
+    CORRECTIONS,
     BlendData,
     WeightSelection,
+    log_popularity,
     select_weights,
 )
 from recommendations.engine.errors import ConfigError, NotFittedError
@@ -82,6 +84,9 @@ class EnsembleConfig(ModelConfig):
     """Items of the candidate list over which disagreement is averaged."""
     weights: dict[str, float] | None = None
     """Fixed weights (skip the search), e.g. an activated admin version."""
+    long_tail_floor: bool = True
+    """Choose a popularity correction so the blend's validation long-tail
+    share is at least the best single member's (``selection`` docstring)."""
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"member_profile": "quick", "time_budget_s": 540.0},
@@ -116,6 +121,8 @@ class Ensemble(Recommender):
             if self.config.normalisation == "auto"
             else self.config.normalisation
         )
+        self.popularity_correction = 0.0
+        self.log_popularity: np.ndarray | None = None
         self.gate: GateCalibration | None = None
         self.selection: WeightSelection | None = None
         self.fit_info: dict[str, Any] = {}
@@ -200,6 +207,8 @@ class Ensemble(Recommender):
         """Choose normalisation, weights and the gate threshold on ``valid``."""
         cfg = self.config
         names = list(self.config.members)
+        counts = train.item_counts()
+        self.log_popularity = log_popularity(counts)
         if cfg.weights is not None:
             unknown = set(cfg.weights) - set(names)
             if unknown:
@@ -216,13 +225,14 @@ class Ensemble(Recommender):
         raw = {n: self.members[n].score(valid.histories) for n in names}
         scoring = time.perf_counter() - started
         methods = METHODS if cfg.normalisation == "auto" else (cfg.normalisation,)
-        counts = train.item_counts()
         self.selection = select_weights(
             raw, valid, counts, objective=cfg.objective, normalisations=methods,
             samples=cfg.samples, seed=seed, refine=cfg.refine, k=cfg.slate_size,
             clip=cfg.clip, min_weight=cfg.min_weight,
+            corrections=CORRECTIONS if cfg.long_tail_floor else (0.0,),
         )  # fmt: skip
         self.normalisation = self.selection.normalisation
+        self.popularity_correction = self.selection.popularity_correction
         self.set_weights(self.selection.weights)
         data = BlendData.build(raw, valid, counts, method=self.normalisation)
         fallback = content_fallback_scores(
@@ -230,11 +240,12 @@ class Ensemble(Recommender):
         )
         self.gate = calibrate_gate(
             data, self.weights, fallback, candidates=cfg.gate_candidates,
-            k=cfg.slate_size,
+            k=cfg.slate_size, correction=self.popularity_correction,
         )  # fmt: skip
         self.fit_info = {
             "weights": self.weight_dict(),
             "normalisation": self.normalisation,
+            "popularity_correction": self.popularity_correction,
             "selection": self.selection.as_dict(),
             "gate": self.gate.as_dict(),
             "valid_scoring_seconds": round(scoring, 2),
@@ -275,12 +286,29 @@ class Ensemble(Recommender):
         index = {n: i for i, n in enumerate(self.config.members)}
         return np.array([self.weights[index[n]] for n in names])
 
+    def _popularity_term(
+        self, rows: int, candidates: np.ndarray | None, exclude: np.ndarray | None
+    ) -> np.ndarray | float:
+        """``beta * z_pop`` over the request's items (0 without a correction)."""
+        if not self.popularity_correction or self.log_popularity is None:
+            return 0.0
+        pop = (
+            self.log_popularity
+            if candidates is None
+            else self.log_popularity[candidates]
+        )
+        z = normalise(np.broadcast_to(pop, (rows, len(pop))), self.normalisation,  # type: ignore[arg-type]
+                      exclude)  # fmt: skip
+        return self.popularity_correction * z
+
     def _score(self, histories: list[History]) -> np.ndarray:
         exclude = np.zeros((len(histories), self.n_items), dtype=bool)
         for b, h in enumerate(histories):
             exclude[b, h.items] = True
         names, stack = self._normalised(histories, None, exclude)
-        return np.tensordot(self._weights_of(names), stack, axes=1).astype(np.float32)
+        blend = np.tensordot(self._weights_of(names), stack, axes=1)
+        blend = blend - self._popularity_term(len(histories), None, exclude)
+        return blend.astype(np.float32)
 
     def score_candidates(
         self, history: History, candidates: np.ndarray
@@ -294,7 +322,8 @@ class Ensemble(Recommender):
             return np.zeros(0, dtype=np.float32), 0.0
         names, stack = self._normalised([history], cand, None)
         w = self._weights_of(names)
-        scores = np.tensordot(w, stack, axes=1)[0].astype(np.float32)
+        blend = np.tensordot(w, stack, axes=1) - self._popularity_term(1, cand, None)
+        scores = blend[0].astype(np.float32)
         d = disagreement(
             stack, w, candidates=min(self.config.gate_candidates, cand.size)
         )
@@ -306,13 +335,23 @@ class Ensemble(Recommender):
     # -------------------------------------------------------------- persist
     def get_state(self) -> dict[str, np.ndarray]:
         threshold = np.inf if self.gate is None else self.gate.threshold
+        pop = self.log_popularity
         return {
             "weights": np.asarray(self.weights, dtype=np.float64),
             "gate_threshold": np.asarray([threshold], dtype=np.float64),
+            "popularity_correction": np.asarray(
+                [self.popularity_correction], dtype=np.float64
+            ),
+            "log_popularity": np.zeros(0, np.float32) if pop is None else pop,
         }
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self.weights = np.asarray(state["weights"], dtype=np.float64)
+        # Artifacts written before the correction existed have neither key.
+        correction = state.get("popularity_correction", np.zeros(1))
+        self.popularity_correction = float(np.asarray(correction)[0])
+        pop = state.get("log_popularity")
+        self.log_popularity = None if pop is None or not len(pop) else pop
         threshold = float(np.asarray(state["gate_threshold"])[0])
         self.gate = GateCalibration(
             threshold, float("nan"), [], self.config.gate_candidates

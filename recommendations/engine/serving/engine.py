@@ -625,6 +625,7 @@ class ServingEngine:
         }
         if self.ensemble is not None:
             out["weights"] = self.ensemble.weight_dict()
+            out["popularity_correction"] = self.ensemble.popularity_correction
             out["scorers"] = {
                 n: type(getattr(m, "model", m)).__name__
                 for n, m in self.ensemble.members.items()

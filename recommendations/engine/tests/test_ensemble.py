@@ -16,6 +16,7 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.ensemble import (
     BlendData,
     calibrate_gate,
+    choose_correction,
     disagreement,
     normalise,
     search_weights,
@@ -106,6 +107,47 @@ def test_dr_value_by_hand_for_two_users() -> None:
     rhat = np.array([11.0, 6.0, 6.0]) / 23.0
     expected = np.mean([rhat[0] + 1.0 * (1 - rhat[0]), rhat[1] + 0.0])
     assert data.objective(np.array([1.0]), "dr", k=1) == pytest.approx(expected)
+
+
+def _popular_bias() -> tuple[dict[str, np.ndarray], EvalTask, np.ndarray]:
+    """``head`` ranks popular items high, ``tail`` also likes niche items."""
+    rng = np.random.default_rng(4)
+    users, items = 200, 50
+    counts = np.arange(items, 0, -1).astype(float) ** 2  # item 0 most popular
+    targets = rng.integers(0, items, users)
+    head = 0.3 * np.tile(np.log1p(counts), (users, 1)) + rng.normal(size=(users, items))
+    head[np.arange(users), targets] += 1.5
+    tail = rng.normal(size=(users, items))
+    tail[np.arange(users), targets] += 1.0
+    return {"head": head, "tail": tail}, _task(users, items, targets), counts
+
+
+def test_popularity_correction_lifts_the_blend_to_the_long_tail_floor() -> None:
+    raw, task, counts = _popular_bias()
+    data = BlendData.build(raw, task, counts)
+    w = np.array([1.0, 0.0])
+    assert data.long_tail_share(w, 0.3) > data.long_tail_share(w, 0.0)
+    floor = data.long_tail_share(np.array([0.0, 1.0]))
+    chosen = choose_correction(data, w, floor, "ndcg")
+    assert chosen.meets_floor and chosen.long_tail_share >= floor
+    # The smallest beta that reaches the floor, not the one with the best value.
+    smaller = [r for r in chosen.table if r["beta"] < chosen.beta]
+    assert all(r["long_tail_share"] < floor for r in smaller)
+    # An unreachable floor keeps the beta with the most long tail.
+    assert not choose_correction(data, w, 1.01, "ndcg").meets_floor
+
+
+def test_selection_meets_the_best_members_long_tail_or_turns_it_off() -> None:
+    raw, task, counts = _popular_bias()
+    sel = select_weights(raw, task, counts, objective="ndcg", samples=20)
+    data = BlendData.build(raw, task, counts, method=sel.normalisation)
+    w = np.array([sel.weights[n] for n in data.names])
+    share = data.long_tail_share(w, sel.popularity_correction)
+    assert sel.long_tail_floor is not None and share >= sel.long_tail_floor
+    assert sel.estimates["long_tail_share"]["value"] == pytest.approx(share)
+    off = select_weights(raw, task, counts, objective="ndcg", samples=20,
+                         corrections=(0.0,))  # fmt: skip
+    assert off.popularity_correction == 0.0 and off.long_tail_floor is None
 
 
 # --------------------------------------------------------------------- gate
@@ -199,6 +241,7 @@ def test_weights_and_gate_survive_save_and_load(
     np.testing.assert_allclose(loaded.score(histories), ensemble.score(histories))
     assert loaded.weight_dict() == pytest.approx(ensemble.weight_dict())
     assert loaded.gate.threshold == ensemble.gate.threshold
+    assert loaded.popularity_correction == ensemble.popularity_correction
 
 
 def test_fit_info_records_the_selection(ensemble: Recommender) -> None:
