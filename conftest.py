@@ -15,6 +15,16 @@ from rest_framework.test import APIClient
 ROOT = Path(__file__).resolve().parent
 
 
+@pytest.fixture(autouse=True)
+def _fresh_result_cache():
+    """Each test starts with an empty serving result cache (per process)."""
+    from recommendations.serving.result_cache import set_result_cache
+
+    set_result_cache(None)
+    yield
+    set_result_cache(None)
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

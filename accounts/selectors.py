@@ -3,11 +3,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from accounts.models import ApiKey, User
 
 API_KEY_PREFIX_LENGTH = 8
+_MISSING = "missing"  # cached "no active key with this prefix"
+
+
+def api_key_cache_key(prefix: str) -> str:
+    return f"apikey:{prefix}"
 
 
 def hash_api_secret(secret: str) -> str:
@@ -19,15 +26,28 @@ def api_key_list(*, user: User) -> QuerySet[ApiKey]:
 
 
 def api_key_lookup(*, raw_key: str) -> ApiKey | None:
-    """The active key matching ``<prefix>.<secret>``, or None."""
+    """The active key matching ``<prefix>.<secret>``, or None.
+
+    The key row (with its user) is cached under its prefix for
+    ``APEX_API_KEY_CACHE_SECONDS`` (the cache is Redis in production, shared
+    by every process): an API request then costs no database query for
+    authentication. Revoking a key or saving its user deletes the entry
+    (``accounts.signals``), so a revocation holds at once in every process.
+    """
     prefix, _, secret = raw_key.partition(".")
     if len(prefix) != API_KEY_PREFIX_LENGTH or not secret:
         return None
-    key = (
-        ApiKey.objects.select_related("user")
-        .filter(prefix=prefix, revoked_at__isnull=True)
-        .first()
-    )
+    seconds = settings.APEX_API_KEY_CACHE_SECONDS
+    cached = cache.get(api_key_cache_key(prefix)) if seconds else None
+    if cached is None:
+        cached = (
+            ApiKey.objects.select_related("user")
+            .filter(prefix=prefix, revoked_at__isnull=True)
+            .first()
+        ) or _MISSING
+        if seconds:
+            cache.set(api_key_cache_key(prefix), cached, seconds)
+    key = None if cached == _MISSING else cached
     if key is None or not hmac.compare_digest(
         key.hashed_secret, hash_api_secret(secret)
     ):

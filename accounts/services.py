@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
@@ -68,8 +69,16 @@ def api_key_revoke(*, user: User, key_id: int) -> ApiKey:
     return key
 
 
+_touched: dict[str, float] = {}  # key prefix -> time.monotonic() of the last touch
+
+
 def api_key_touch(*, key: ApiKey) -> None:
-    """Record use, at most once a minute per key to spare the database."""
-    now = timezone.now()
-    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    """Record use, at most once a minute per key and process.
+
+    The key may come from the cache (its ``last_used_at`` then is stale), so
+    the minute is counted per process rather than from the row.
+    """
+    now = time.monotonic()
+    if now - _touched.get(key.prefix, -1e9) > 60:
+        _touched[key.prefix] = now
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())

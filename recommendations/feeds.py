@@ -35,6 +35,7 @@ from apex_site.errors import ApplicationError
 from catalog.models import Credit, Genre, Movie
 from recommendations import selectors
 from recommendations.engine.errors import UnknownItemError
+from recommendations.serving.result_cache import get_result_cache
 from recommendations.serving.runtime import ServingBundle, get_runtime
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class FeedMeta:
     scorer: str
     artifact_version: str | None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,20 +220,37 @@ def _serve(
     what: str,
     call: Callable[[Any], Any],
     fallback: Callable[[], tuple[list[int], str | None]],
+    cache_key: tuple[Any, ...] | None = None,
 ) -> _Served:
     """Ask the engine; on any failure serve ``fallback()`` from the database.
 
     ``fallback`` returns the ids and the one reason shown for all of them.
+    ``cache_key``: everything the engine's answer depends on besides the
+    bundle; the answer is then served from the per-process result cache
+    (``recommendations.serving.result_cache``) while the bundle stays.
     """
     started = time.perf_counter()
     reason = "unknown_item"
     if serving.error is None:
         assert serving.bundle is not None
+        cache = get_result_cache() if cache_key is not None else None
+        if cache is not None:
+            hit = cache.get(serving.bundle, cache_key)
+            if hit is not None:
+                elapsed = round(1e3 * (time.perf_counter() - started), 3)
+                return replace(
+                    hit,
+                    meta=replace(hit.meta, cached=True, timings_ms={"cache": elapsed}),
+                )
         try:
-            served = call(serving.engine)
-            return _from_served(
-                served, serving.bundle, 1e3 * (time.perf_counter() - started)
+            served = _from_served(
+                call(serving.engine),
+                serving.bundle,
+                1e3 * (time.perf_counter() - started),
             )
+            if cache is not None and not served.meta.fallback:
+                cache.put(serving.bundle, cache_key, served)
+            return served
         except UnknownItemError as exc:  # expected: not a failure
             logger.info("recommendations: %s: unknown to the engine (%s)", what, exc)
         except Exception as exc:  # never a 500: any engine failure falls back
@@ -402,7 +421,11 @@ def _user_served(
             explain=explain,
         ),
         fallback,
-    )
+        cache_key=(
+            "user", tuple(history), n, diversity, exclude_seen, explain,
+            tuple(sorted(excluded)),
+        ),
+    )  # fmt: skip
 
 
 def feed_for(
@@ -647,6 +670,7 @@ def _similar_served(
         f"similar to movie {movie_id}",
         lambda engine: engine.similar(movie_id, n=n, diversity=diversity),
         fallback,
+        cache_key=("similar", movie_id, n, diversity),
     )
 
 

@@ -76,3 +76,40 @@ def test_a_nameless_key_is_refused(client, user):
     response = client.post("/accounts/api-keys/", {"name": ""}, follow=True)
     assert "Give the key a name" in response.content.decode()
     assert not ApiKey.objects.exists()
+
+
+# ------------------------------------------------------------ the lookup cache
+def test_a_known_key_is_authenticated_without_a_database_query(
+    user, django_assert_num_queries
+):
+    from accounts.selectors import api_key_lookup
+
+    key, raw = api_key_create(user=user, name="x")
+    assert api_key_lookup(raw_key=raw).pk == key.pk  # fills the cache
+    with django_assert_num_queries(0):
+        cached = api_key_lookup(raw_key=raw)
+    assert cached.pk == key.pk and cached.user.pk == user.pk
+    wrong_secret = raw.split(".")[0] + ".not-the-secret"
+    with django_assert_num_queries(0):
+        assert api_key_lookup(raw_key=wrong_secret) is None
+
+
+def test_revoking_or_deactivating_after_use_holds_on_the_next_request(
+    api_client, user, django_user_model
+):
+    key, raw = api_key_create(user=user, name="x")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert api_client.get("/v1/auth/me").status_code == 200  # now cached
+    user.is_active = False
+    user.save()
+    assert api_client.get("/v1/auth/me").status_code == 401
+
+    other = django_user_model.objects.create_user("ann@example.com", "x" * 12)
+    key2, raw2 = api_key_create(user=other, name="y")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw2}")
+    assert api_client.get("/v1/auth/me").status_code == 200
+    from django.utils import timezone
+
+    key2.revoked_at = timezone.now()  # e.g. from the Django admin
+    key2.save()
+    assert api_client.get("/v1/auth/me").status_code == 401

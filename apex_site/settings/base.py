@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apex_site.middleware.SyncChainMiddleware",  # last: see its docstring
 ]
 
 TEMPLATES = [
@@ -142,7 +143,7 @@ RUN_MODE = (
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apex_site.cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "apex",
         }
@@ -220,6 +221,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Seconds an API key row stays cached (0: look it up on every request).
+APEX_API_KEY_CACHE_SECONDS = env_int("APEX_API_KEY_CACHE_SECONDS", 300, minimum=0)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(
         minutes=env_int("APEX_JWT_ACCESS_MINUTES", 15, minimum=1)
@@ -292,6 +295,9 @@ APEX_SERVING_TIER = env_choice(
 # Detection thresholds: free VRAM for tier 1, total RAM for tier 2 (MiB).
 APEX_SERVING_MIN_VRAM_MB = env_int("APEX_SERVING_MIN_VRAM_MB", 8192, minimum=0)
 APEX_SERVING_MIN_RAM_MB = env_int("APEX_SERVING_MIN_RAM_MB", 8192, minimum=0)
+# Engine answers cached per process (entries, LRU; 0 = off): see
+# recommendations/serving/result_cache.py.
+APEX_RESULT_CACHE_SIZE = env_int("APEX_RESULT_CACHE_SIZE", 20000, minimum=0)
 
 # ------------------------------------------------------------------ logging
 LOG_LEVEL = env_choice(

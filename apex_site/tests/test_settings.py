@@ -110,3 +110,33 @@ def test_postgresql_connections_are_pooled_unless_turned_off(tmp_path):
         {**url, "APEX_DB_POOL": "off"}, args=["shell", "-v", "0", "-c", code]
     )
     assert unpooled.stdout.split() == ["60", "None"]
+
+
+def test_the_middleware_chain_runs_synchronously_under_asgi():
+    """Django's async-capable middleware switch threads around every hook
+    under ASGI; ``SyncChainMiddleware`` keeps the chain in one thread
+    (apex_site/middleware.py). Count the sync->async adaptations of one
+    request through the ASGI handler."""
+    import asyncio
+    from unittest import mock
+
+    from asgiref.sync import SyncToAsync
+    from django.conf import settings
+    from django.test import AsyncClient
+
+    assert settings.MIDDLEWARE[-1] == "apex_site.middleware.SyncChainMiddleware"
+    calls = []
+    original = SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        calls.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await original(self, *args, **kwargs)
+
+    async def one_request():
+        return await AsyncClient().get("/no-such-page")
+
+    with mock.patch.object(SyncToAsync, "__call__", counting):
+        response = asyncio.run(one_request())
+    assert response.status_code == 404
+    # request_started + the chain + request_finished; ~20 more without it.
+    assert len(calls) <= 6, calls

@@ -89,10 +89,15 @@ class FeedMetaSerializer(serializers.Serializer):
     )
     scorer = serializers.CharField()
     artifact_version = serializers.CharField(allow_null=True)
+    cached = serializers.BooleanField(
+        help_text="The engine's answer for this exact history and parameters "
+        "came from the serving process's result cache (same artifact version "
+        "and weights)"
+    )
     timings_ms = serializers.DictField(
         child=serializers.FloatField(),
         help_text="`engine`: time inside the serving engine; its stages; "
-        "`history`, `hydrate`: database time",
+        "`cache`: a cache hit instead; `history`, `hydrate`: database time",
     )
 
 
@@ -207,6 +212,7 @@ _META = {
     "gate_fired": False,
     "scorer": "ensemble",
     "artifact_version": "20261127T021652Z",
+    "cached": False,
     "timings_ms": {
         "retrieval": 1.9,
         "ranking": 2.4,
