@@ -298,6 +298,9 @@ APEX_SERVING_MIN_RAM_MB = env_int("APEX_SERVING_MIN_RAM_MB", 8192, minimum=0)
 # Engine answers cached per process (entries, LRU; 0 = off): see
 # recommendations/serving/result_cache.py.
 APEX_RESULT_CACHE_SIZE = env_int("APEX_RESULT_CACHE_SIZE", 20000, minimum=0)
+# How often a serving process checks whether another one was told to reload
+# (recommendations/serving/broadcast.py); 0 = never.
+APEX_RELOAD_POLL_SECONDS = env_int("APEX_RELOAD_POLL_SECONDS", 2, minimum=0)
 
 # ------------------------------------------------------------------ logging
 LOG_LEVEL = env_choice(

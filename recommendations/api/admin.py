@@ -5,8 +5,9 @@ from the database into the engine this process serves:
 ``engine.with_weights(...)`` builds a new engine beside the old one and the
 runtime swaps the bundle's payload in one reference rebinding
 (``ServingRuntime.replace_payload``), so requests in flight finish on the old
-weights. Like ``/v1/artifacts/reload`` it acts on the answering
-process only.
+weights. Like ``/v1/artifacts/reload`` it then announces the change, and
+every other serving process re-weights within ``APEX_RELOAD_POLL_SECONDS``
+(``recommendations.serving.broadcast``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rest_framework.views import APIView
 
 from apex_site.errors import ApplicationError, ErrorSerializer
 from recommendations.models import EnsembleWeights
+from recommendations.serving import broadcast
 from recommendations.serving.runtime import get_runtime
 
 
@@ -33,7 +35,10 @@ class ReloadWeightsOutputSerializer(serializers.Serializer):
     )
     artifact_version = serializers.CharField()
     duration_ms = serializers.FloatField()
-    scope = serializers.CharField(help_text="`process`: only this process reloaded")
+    scope = serializers.CharField(
+        help_text="`all_processes`: this process re-weighted; the others follow "
+        "within `APEX_RELOAD_POLL_SECONDS` (default 2 s)"
+    )
 
 
 class ReloadEnsembleWeightsApi(APIView):
@@ -74,7 +79,7 @@ class ReloadEnsembleWeightsApi(APIView):
                     "gate_threshold": 0.82,
                     "artifact_version": "20261127T021652Z",
                     "duration_ms": 3.8,
-                    "scope": "process",
+                    "scope": "all_processes",
                 },
                 response_only=True,
             )
@@ -115,6 +120,7 @@ class ReloadEnsembleWeightsApi(APIView):
                 ) from exc
 
         bundle = runtime.replace_payload(with_active_weights)
+        runtime.mark_seen(broadcast.announce())
         return Response(
             {
                 "weights_version": active.version,
@@ -122,6 +128,6 @@ class ReloadEnsembleWeightsApi(APIView):
                 "gate_threshold": active.gate_threshold,
                 "artifact_version": bundle.version,
                 "duration_ms": round(1e3 * (time.perf_counter() - started), 2),
-                "scope": "process",
+                "scope": "all_processes",
             }
         )

@@ -2,8 +2,8 @@
 
 Health is public like the platform probes (it names versions and file paths,
 nothing personal) but throttled, because it hashes every artifact file.
-Reload is for staff only and acts on *this* process: with several serving
-processes each must be told (a broadcast over Redis is not built yet).
+Reload is for staff only: this process reloads, then announces it, and the
+other serving processes follow (``recommendations.serving.broadcast``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apex_site.errors import ApplicationError, ErrorSerializer
+from recommendations.serving import broadcast
 from recommendations.serving.runtime import get_runtime
 
 
@@ -77,7 +78,10 @@ class ReloadOutputSerializer(serializers.Serializer):
     previous_version = serializers.CharField(allow_null=True)
     tier = TierDecisionSerializer()
     duration_ms = serializers.FloatField()
-    scope = serializers.CharField(help_text="`process`: only this process reloaded")
+    scope = serializers.CharField(
+        help_text="`all_processes`: this process reloaded; the others follow "
+        "within `APEX_RELOAD_POLL_SECONDS` (default 2 s)"
+    )
 
 
 _HEALTHY = {
@@ -189,10 +193,13 @@ class ArtifactsReloadApi(APIView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(
-        summary="Hot-reload the serving artifacts in this process",
+        summary="Hot-reload the serving artifacts in every serving process",
         description="Loads the version beside the one being served and swaps "
         "once it is complete; requests in flight keep the old one. A failed load "
-        "keeps the old version. Acts on the process that answers only.",
+        "keeps the old version. The answering process reloads before it "
+        "answers; every other serving process follows within "
+        "`APEX_RELOAD_POLL_SECONDS` (announced through the shared cache), "
+        "loading beside its old bundle in the same way.",
         tags=["artifacts"],
         request=ArtifactsReloadInputSerializer,
         responses={
@@ -235,7 +242,7 @@ class ArtifactsReloadApi(APIView):
                         "device": "cpu",
                     },
                     "duration_ms": 412.5,
-                    "scope": "process",
+                    "scope": "all_processes",
                 },
                 response_only=True,
             ),
@@ -244,5 +251,7 @@ class ArtifactsReloadApi(APIView):
     def post(self, request):
         serializer = ArtifactsReloadInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = get_runtime().reload(serializer.validated_data.get("version"))
-        return Response({**result.as_dict(), "scope": "process"})
+        runtime = get_runtime()
+        result = runtime.reload(serializer.validated_data.get("version"))
+        runtime.mark_seen(broadcast.announce())
+        return Response({**result.as_dict(), "scope": "all_processes"})

@@ -8,7 +8,13 @@ lock among themselves. A failed reload keeps the old bundle and records the
 error.
 
 Nothing loads until the first ``get()`` or an explicit ``warm_up()``, so
-``migrate`` and management commands never touch models. The loader is a plain
+``migrate`` and management commands never touch models.
+
+Several processes: a reload answered by one process is announced through a
+shared counter, and every runtime follows it (``broadcast`` module): ``get()``
+reads the counter at most once per ``poll_s`` seconds and, when it moved,
+reloads or re-weights in a background thread while requests keep the old
+bundle. The loader is a plain
 callable ``load(version_dir, manifest, tier) -> object``; the default loads the
 version as a ``recommendations.engine.serving.ServingEngine`` on the tier.
 """
@@ -154,7 +160,17 @@ class ServingRuntime:
         decide: Callable[[], TierDecision] = select_tier_from_settings,
         verify: bool = True,
         retry_after_s: float = 30.0,
+        generation: Callable[[], int | None] | None = None,
+        poll_s: float | None = None,
     ) -> None:
+        """``generation``: reads the shared reload counter (default:
+        ``broadcast.current_generation``); ``poll_s``: how often ``get()``
+        reads it (default ``settings.APEX_RELOAD_POLL_SECONDS``; 0: never)."""
+        self._generation = generation
+        self._poll_s = poll_s
+        self._next_poll = 0.0
+        self._seen: int | None = None
+        self._following = False
         self._store = store
         self._loader = loader
         self._decide = decide
@@ -203,6 +219,7 @@ class ServingRuntime:
         """
         bundle = self._bundle
         if bundle is not None:
+            self._maybe_follow()
             return bundle
         with self._lock:
             if self._bundle is None:
@@ -224,6 +241,61 @@ class ServingRuntime:
     def warm_up(self) -> ServingBundle:
         return self.get()
 
+    # ------------------------------------------------------------ following
+    def _read_generation(self) -> int | None:
+        if self._generation is None:
+            from .broadcast import current_generation
+
+            self._generation = current_generation
+        return self._generation()
+
+    def mark_seen(self, generation: int | None) -> None:
+        """This process already holds the state of ``generation`` (it made it)."""
+        if generation is not None:
+            self._seen = generation
+
+    def _maybe_follow(self) -> None:
+        now = time.monotonic()
+        if now < self._next_poll or self._following:
+            return
+        if self._poll_s is None:
+            from django.conf import settings
+
+            self._poll_s = float(getattr(settings, "APEX_RELOAD_POLL_SECONDS", 2.0))
+        if self._poll_s <= 0:
+            self._next_poll = float("inf")
+            return
+        self._next_poll = now + self._poll_s
+        generation = self._read_generation()
+        if generation is None or generation == self._seen:
+            return
+        self._following = True
+        threading.Thread(
+            target=self.follow, args=(generation,), name="apex-reload", daemon=True
+        ).start()
+
+    def follow(self, generation: int) -> None:
+        """Bring this process in line with an announced reload (see module doc)."""
+        try:
+            bundle = self._bundle
+            current = self.store.current_version()
+            if bundle is None or (current is not None and current != bundle.version):
+                self.reload()
+                what = f"artifact version {current}"
+            else:
+                self.replace_payload(with_active_weights)
+                what = "the active ensemble weights"
+            logger.info("followed reload %d of another process: %s", generation, what)
+        except Exception as exc:  # noqa: BLE001 - keep serving the old bundle
+            logger.error(
+                "could not follow reload %d of another process (%s); serving "
+                "the old state", generation, exc,
+            )  # fmt: skip
+        finally:
+            self._seen = generation
+            self._following = False
+            _close_thread_connections()
+
     # ------------------------------------------------------------ loading
     def reload(self, version: str | None = None) -> ReloadResult:
         """Load ``version`` (default: the store's current) beside the active
@@ -234,6 +306,8 @@ class ServingRuntime:
 
     def _reload_locked(self, version: str | None) -> ReloadResult:
         started = time.perf_counter()
+        if self._seen is None:  # what is loaded now is at least this generation
+            self._seen = self._read_generation()
         previous = self._bundle.version if self._bundle else None
         store = self.store
         try:
@@ -334,6 +408,16 @@ class ServingRuntime:
         if tier_error:
             body["tier_error"] = tier_error
         return body
+
+
+def _close_thread_connections() -> None:
+    """A follow-up thread's database connection is its own: close it."""
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:  # noqa: BLE001, S110 - nothing to close outside Django
+        pass
 
 
 def _summarise(report: dict[str, Any]) -> str:

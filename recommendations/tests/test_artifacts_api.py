@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.tests.factories import UserFactory
+from recommendations.serving import broadcast
 from recommendations.serving import runtime as runtime_module
 from recommendations.serving.artifacts import ArtifactStore, read_manifest
 from recommendations.serving.runtime import ServingRuntime
@@ -120,11 +121,16 @@ def test_reload_needs_a_staff_account(api_client, store, serving):
     assert serving.peek() is None  # refused callers loaded nothing
 
     api_client.force_authenticate(UserFactory(is_staff=True))
+    before = broadcast.current_generation() or 0
     response = api_client.post("/v1/artifacts/reload", {})
     assert response.status_code == 200, response.json()
     assert response.json()["version"] == "v1"
-    assert response.json()["scope"] == "process"
+    assert response.json()["scope"] == "all_processes"
     assert serving.peek().version == "v1"
+    # Announced to the other processes through the shared cache (they
+    # follow it: test_serving_runtime.py), and not followed again here.
+    assert broadcast.current_generation() == before + 1
+    assert serving._seen == before + 1
 
 
 def test_reload_to_a_named_version_and_its_failures(staff_client, store, serving):

@@ -251,3 +251,72 @@ def test_hot_reload_under_concurrent_requests(store):
     assert reloads >= 10
     assert served["v1"] > 0 and served["v2"] > 0
     assert len(loader.calls) == reloads + 1
+
+
+# ------------------------------------------------------------ several processes
+class SharedCounter:
+    """The shared reload counter of two runtimes (Redis in production)."""
+
+    def __init__(self):
+        self.value = 0
+
+    def __call__(self):
+        return self.value
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_reload_in_one_process_is_followed_by_the_others(store):
+    counter = SharedCounter()
+    slow = CountingLoader(delay=0.01)
+
+    def runtime():
+        return ServingRuntime(store=store, loader=slow, decide=decide(),
+                              generation=counter, poll_s=0.01)  # fmt: skip
+
+    answering, other = runtime(), runtime()
+    assert answering.get().version == other.get().version == "v1"
+    answering.reload("v2")  # what POST /v1/artifacts/reload does, then:
+    counter.value += 1
+    answering.mark_seen(counter.value)
+    # The other process keeps serving v1, complete, while it loads v2 beside it.
+    served = []
+    assert _wait_for(lambda: served.append(other.get()) or served[-1].version == "v2")
+    assert all(b.payload["complete"] for b in served)
+    assert {b.version for b in served} <= {"v1", "v2"}
+    assert [v for v, _ in slow.calls].count("v2") == 2  # each process loaded once
+    time.sleep(0.05)
+    other.get()
+    assert [v for v, _ in slow.calls].count("v2") == 2  # and never again
+
+
+def test_a_weights_announcement_rebuilds_the_payload_without_reloading(store):
+    counter = SharedCounter()
+    loader = CountingLoader()
+    runtime = ServingRuntime(store=store, loader=loader, decide=decide(),
+                             generation=counter, poll_s=0.01)  # fmt: skip
+    before = runtime.get()
+    counter.value += 1  # another process activated new ensemble weights
+    assert _wait_for(lambda: runtime.get() is not before)
+    assert runtime.get().version == "v1" and len(loader.calls) == 1
+
+
+def test_polling_zero_never_reads_the_counter(store):
+    reads = []
+
+    def counter():
+        reads.append(1)
+        return 5
+
+    runtime = ServingRuntime(store=store, loader=CountingLoader(), decide=decide(),
+                             generation=counter, poll_s=0)  # fmt: skip
+    runtime.get()
+    runtime.get()
+    assert len(reads) == 1  # the first load records the generation it is at
