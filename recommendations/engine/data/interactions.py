@@ -13,10 +13,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from recommendations.engine.errors import (
@@ -25,6 +24,9 @@ from recommendations.engine.errors import (
     UnknownItemError,
     UnknownUserError,
 )
+
+if TYPE_CHECKING:  # pandas is imported where it is used: serving tier 3 never is
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class Vocabulary:
     """Bidirectional map external id <-> dense index (``0..len-1``)."""
 
     def __init__(self, ids: Iterable[Any], *, kind: str = "item") -> None:
+        import pandas as pd
+
         self._index = pd.Index(np.asarray(ids))
         if not self._index.is_unique:
             raise DataError(f"{kind} vocabulary has duplicate ids")
@@ -167,6 +171,8 @@ class Interactions:
     @classmethod
     def from_csv(cls, path: str | Path, **kwargs: Any) -> Interactions:
         """Read a CSV with header ``user_id,item_id,rating,timestamp``."""
+        import pandas as pd
+
         try:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError) as exc:
@@ -285,6 +291,8 @@ class Interactions:
 
     def to_frame(self) -> pd.DataFrame:
         """Events with external ids, columns ``user_id,item_id,rating,timestamp``."""
+        import pandas as pd
+
         return pd.DataFrame(
             {
                 "user_id": self.users.ids[self.user_index],

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from recommendations.engine.data.interactions import History
 from recommendations.engine.ensemble.selection import BlendData
+
+if TYPE_CHECKING:  # pandas is not needed to serve (cold boot)
+    import pandas as pd
 
 QUANTILES: tuple[float, ...] = (0.5, 0.75, 0.9, 0.95, 0.99)
 

@@ -53,11 +53,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import scipy.stats
 
 from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.debias import dr, exposure_propensities, ips, snips
-from recommendations.engine.ensemble.normalise import METHODS, normalise
+from recommendations.engine.ensemble.normalise import METHODS, normalise, rank_average
 from recommendations.engine.errors import ConfigError
 from recommendations.engine.evaluation.stats import mean_ci
 
@@ -73,7 +72,7 @@ HEAD_FRACTION = 0.2  # "long tail": items outside the top 20 % by popularity
 def head_items(item_counts: np.ndarray) -> np.ndarray:
     """Boolean ``(N,)``: the top 20 % of items by training popularity."""
     n = len(item_counts)
-    percentile = scipy.stats.rankdata(item_counts, method="average") / max(n, 1)
+    percentile = rank_average(np.asarray(item_counts, dtype=np.float64)) / max(n, 1)
     return percentile > 1.0 - HEAD_FRACTION
 
 

@@ -47,7 +47,7 @@ from recommendations.engine.models.itemknn import histories_matrix
 from recommendations.engine.models.torch_base import TorchRecommender
 
 if TYPE_CHECKING:
-    from recommendations.engine.onnx.export import OnnxFeeds
+    from recommendations.engine.onnx.feeds import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ class DiffRec(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """The binary history matrix (and the inference noise, when drawn)."""
-        from recommendations.engine.onnx.export import OnnxFeeds
+        from recommendations.engine.onnx.feeds import OnnxFeeds
 
         cfg: DiffRecConfig = self.config
         x = histories_matrix(histories, self.n_items).toarray()  # (B, N)

@@ -52,9 +52,10 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+from recommendations.engine.onnx.feeds import hyperbolic_weights
 
 if TYPE_CHECKING:
-    from recommendations.engine.onnx.export import OnnxFeeds
+    from recommendations.engine.onnx.feeds import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -184,15 +185,7 @@ class Hyperbolic(TorchRecommender):
     # --------------------------------------------------------------- scoring
     def history_weights(self, histories: list[History]) -> np.ndarray:
         """Row-stochastic ``(B, N)`` weights of the history items (0 if empty)."""
-        weights = np.zeros((len(histories), self.n_items), dtype=np.float32)
-        for r, h in enumerate(histories):
-            if not len(h.items):
-                continue
-            age = np.arange(len(h.items))[::-1]
-            w = np.exp(-self.decay * age)
-            np.add.at(weights[r], h.items, w)
-            weights[r] /= weights[r].sum()
-        return weights
+        return hyperbolic_weights(histories, self.n_items, self.decay)
 
     def _score(self, histories: list[History]) -> np.ndarray:
         net = self._require_net()
@@ -242,7 +235,7 @@ class Hyperbolic(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """Row-stochastic history weights ``(B, N)`` (:meth:`history_weights`)."""
-        from recommendations.engine.onnx.export import OnnxFeeds
+        from recommendations.engine.onnx.feeds import OnnxFeeds
 
         return OnnxFeeds({"weights": self.history_weights(histories)})
 

@@ -66,29 +66,13 @@ from torch import nn
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.models.base import ModelConfig
+from recommendations.engine.models.kan_features import FEATURES, KanFeatures
 from recommendations.engine.models.torch_base import TorchRecommender
 
 if TYPE_CHECKING:
-    from recommendations.engine.onnx.export import OnnxFeeds
+    from recommendations.engine.onnx.feeds import OnnxFeeds
 
 logger = logging.getLogger(__name__)
-
-FEATURES: tuple[str, ...] = (
-    "item_log_pop",
-    "item_recent_log_pop",
-    "item_year",
-    "user_log_activity",
-    "genre_affinity",
-    "year_gap",
-    "log_days_since_item_last_seen",
-    "log_days_since_item_first_seen",
-    "cooc_last",
-    "cooc_recent",
-    "cooc_history",
-    "svd_recent",
-    "transition_last",
-)
-DAY = 86_400.0
 
 
 class KANConfig(ModelConfig):
@@ -374,82 +358,20 @@ class KAN(TorchRecommender):
             self.tables[f"{name}_indptr"] = m.indptr.astype(np.int64)
         self._sparse = {}
 
-    def _matrix(self, name: str) -> sp.csr_matrix:
-        if name not in self._sparse:
-            t = self.tables
-            self._sparse[name] = sp.csr_matrix(
-                (t[f"{name}_data"], t[f"{name}_indices"], t[f"{name}_indptr"]),
-                shape=(self.n_items, self.n_items),
-            )
-        return self._sparse[name]
+    def _feature_builder(self) -> KanFeatures:
+        cfg: KANConfig = self.config
+        return KanFeatures(
+            self.tables, self.n_items, recent=cfg.recent,
+            recent_decay=cfg.recent_decay, cache=self._sparse,
+        )  # fmt: skip
 
     def features(self, histories: list[History], candidates: np.ndarray) -> np.ndarray:
-        """Standardised features ``(B, C, F)`` of each history x candidate item.
+        """Standardised features ``(B, C, F)`` of each history x candidate item
+        (:class:`~recommendations.engine.models.kan_features.KanFeatures`).
 
         ``candidates`` is ``(B, C)`` item indices (one row per history).
         """
-        cfg: KANConfig = self.config
-        t = self.tables
-        b = len(histories)
-        n = self.n_items
-        rows, cols, w_all, w_rec, lens = [], [], [], [], np.zeros(b)
-        last = np.full(b, -1)
-        now = np.full(b, float(t["t_end"]))
-        for r, h in enumerate(histories):
-            items = h.items
-            lens[r] = len(items)
-            if not len(items):
-                continue
-            last[r] = items[-1]
-            if h.timestamps is not None and len(h.timestamps):
-                now[r] = float(h.timestamps[-1])
-            age = np.arange(len(items))[::-1]
-            rec = np.where(age < cfg.recent, np.exp(-cfg.recent_decay * age), 0.0)
-            rows.append(np.full(len(items), r))
-            cols.append(items)
-            w_all.append(np.full(len(items), 1.0 / len(items)))
-            w_rec.append(rec / rec.sum())
-        if rows:
-            rr, cc = np.concatenate(rows), np.concatenate(cols)
-            h_all = sp.csr_matrix((np.concatenate(w_all), (rr, cc)), shape=(b, n))
-            h_rec = sp.csr_matrix((np.concatenate(w_rec), (rr, cc)), shape=(b, n))
-        else:
-            h_all = h_rec = sp.csr_matrix((b, n), dtype=np.float64)
-        cooc, trans = self._matrix("cooc"), self._matrix("trans")
-        has_last = last >= 0
-        last_rows = sp.csr_matrix(
-            (np.ones(has_last.sum()), (np.flatnonzero(has_last), last[has_last])),
-            shape=(b, n),
-        )
-
-        def gather(m: Any) -> np.ndarray:
-            dense = m.toarray() if sp.issparse(m) else np.asarray(m)
-            return np.take_along_axis(dense, candidates, axis=1)  # (B, C)
-
-        genre_profile = h_all @ t["genres"]  # (B, g)
-        mean_year = np.asarray(h_all @ t["year"]).ravel()  # (B,)
-        mean_year = np.where(lens > 0, mean_year, t["year"].mean())
-        user_emb = h_rec @ t["emb"]  # (B, E)
-        cand_emb = t["emb"][candidates]  # (B, C, E)
-        cand_year = t["year"][candidates]  # (B, C)
-        cols_out = [
-            t["log_pop"][candidates],
-            t["recent_log_pop"][candidates],
-            cand_year,
-            np.broadcast_to(np.log1p(lens)[:, None], candidates.shape),
-            np.einsum("bg,bcg->bc", genre_profile, t["genres"][candidates]),
-            np.abs(cand_year - mean_year[:, None]),
-            np.log1p(np.maximum(now[:, None] - t["last_seen"][candidates], 0) / DAY),
-            np.log1p(np.maximum(now[:, None] - t["first_seen"][candidates], 0) / DAY),
-            gather(last_rows @ cooc),
-            gather(h_rec @ cooc),
-            gather(h_all @ cooc),
-            np.einsum("be,bce->bc", user_emb, cand_emb),
-            gather(last_rows @ trans),
-        ]
-        x = np.stack([np.asarray(c, dtype=np.float32) for c in cols_out], axis=-1)
-        x = (x - t["feat_mean"]) / t["feat_std"]
-        return np.clip(x, -5.0, 5.0).astype(np.float32)  # (B, C, F)
+        return self._feature_builder()(histories, candidates)
 
     # -------------------------------------------------------------- training
     def setup(self, train: Interactions, seed: int) -> None:
@@ -693,14 +615,7 @@ class KAN(TorchRecommender):
     ) -> OnnxFeeds:
         """Standardised features of each history x candidate (whole catalog if
         ``candidates`` is ``None``; else ``(B, C)`` item indices)."""
-        from recommendations.engine.onnx.export import OnnxFeeds
-
-        if candidates is None:
-            candidates = np.broadcast_to(
-                np.arange(self.n_items), (len(histories), self.n_items)
-            )
-        feats = self.features(histories, np.asarray(candidates, dtype=np.int64))
-        return OnnxFeeds({"features": feats}, per_candidate=True)
+        return self._feature_builder().onnx_feeds(histories, candidates)
 
 
 class _KANScores(nn.Module):

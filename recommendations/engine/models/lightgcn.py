@@ -39,9 +39,10 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+from recommendations.engine.onnx.feeds import lightgcn_feeds, lightgcn_fold_in
 
 if TYPE_CHECKING:
-    from recommendations.engine.onnx.export import OnnxFeeds
+    from recommendations.engine.onnx.feeds import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -251,16 +252,7 @@ class LightGCN(TorchRecommender):
     def _fold_in_weights(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fold-in items and weights ``w_i = 1 / sqrt(|H| d_i)`` of one history,
         recency-decayed (same total mass) when ``decay`` > 0."""
-        items = np.unique(history) if self.decay == 0 else history
-        if not len(items):
-            return items, np.zeros(0)
-        deg = np.maximum(self.item_degree, 1.0)
-        base = 1.0 / np.sqrt(len(items) * deg[items])
-        if self.decay <= 0:
-            return items, base
-        age = np.arange(len(items))[::-1]
-        w = base * np.exp(-self.decay * age)
-        return items, w / w.sum() * base.sum()
+        return lightgcn_fold_in(history, self.item_degree, self.decay)
 
     def _score(self, histories: list[History]) -> np.ndarray:
         cfg: LightGCNConfig = self.config
@@ -359,20 +351,14 @@ class LightGCN(TorchRecommender):
     ) -> OnnxFeeds:
         """Fold-in weights ``(B, N)`` and layer-0 user vectors ``(B, D)``, as in
         :meth:`_score` (the layer-0 vector is zero for a user not in training)."""
-        from recommendations.engine.onnx.export import OnnxFeeds
-
         net = self._require_net()
-        fold = np.zeros((len(histories), self.n_items), dtype=np.float32)
-        for r, h in enumerate(histories):
-            items, w = self._fold_in_weights(h.items)
-            if len(items):
-                np.add.at(fold[r], items, w.astype(np.float32))
-        ego = np.zeros((len(histories), self.config.dim), dtype=np.float32)
-        table = net.user_emb.weight.detach().cpu().numpy()
-        for r, h in enumerate(histories):
-            if h.user is not None and 0 <= h.user < self.n_users:
-                ego[r] = table[h.user]
-        return OnnxFeeds({"fold": fold, "ego": ego})
+        return lightgcn_feeds(
+            histories,
+            n_items=self.n_items,
+            item_degree=self.item_degree,
+            decay=self.decay,
+            user_table=net.user_emb.weight.detach().cpu().numpy()[: self.n_users],
+        )
 
 
 class _LightGCNScores(nn.Module):

@@ -53,9 +53,10 @@ from torchdiffeq import odeint
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+from recommendations.engine.onnx.feeds import neural_ode_pack
 
 if TYPE_CHECKING:
-    from recommendations.engine.onnx.export import OnnxFeeds
+    from recommendations.engine.onnx.feeds import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -239,21 +240,10 @@ class NeuralODE(TorchRecommender):
 
     def _pack(self, histories: list[History], width: int) -> tuple[np.ndarray, ...]:
         """Left-padded ``(B, W)`` shifted items and warped gaps of the histories."""
-        seq = np.zeros((len(histories), width), dtype=np.int64)
-        delta = np.zeros((len(histories), width), dtype=np.float32)
-        for r, h in enumerate(histories):
-            items = h.items[-width:]
-            n = len(items)
-            if not n:
-                continue
-            seq[r, width - n :] = items + 1
-            if h.timestamps is not None and len(h.timestamps) == len(h.items):
-                gaps = np.diff(h.timestamps[-width:].astype(np.float64), prepend=np.nan)
-            else:
-                gaps = np.full(n, self.median_gap_s)
-            gaps[0] = 0.0  # nothing to evolve before the first event
-            delta[r, width - n :] = self.warp(np.nan_to_num(gaps))
-        return seq, delta
+        return neural_ode_pack(
+            histories, width, median_gap_s=self.median_gap_s,
+            time_unit_s=self.config.time_unit_s,
+        )  # fmt: skip
 
     # -------------------------------------------------------------- training
     def setup(self, train: Interactions, seed: int) -> None:
@@ -360,7 +350,7 @@ class NeuralODE(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """Shifted items and warped gaps, left-padded to ``max_len``."""
-        from recommendations.engine.onnx.export import OnnxFeeds
+        from recommendations.engine.onnx.feeds import OnnxFeeds
 
         seq, delta = self._pack(histories, self.config.max_len)
         return OnnxFeeds({"seq": seq, "delta": delta})

@@ -33,7 +33,7 @@ from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
 
 if TYPE_CHECKING:
-    from recommendations.engine.onnx.export import OnnxFeeds
+    from recommendations.engine.onnx.feeds import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -323,15 +323,9 @@ class SASRec(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """The graph's inputs for ``histories``: the padding :meth:`_score` does."""
-        from recommendations.engine.onnx.export import OnnxFeeds
+        from recommendations.engine.onnx.feeds import OnnxFeeds, sasrec_seq
 
-        width = max(1, min(self.config.max_len, max(len(h.items) for h in histories)))
-        seq = np.zeros((len(histories), width), dtype=np.int64)  # left padding
-        for r, h in enumerate(histories):
-            items = h.items[-width:] + 1
-            if len(items):
-                seq[r, width - len(items) :] = items
-        return OnnxFeeds({"seq": seq})
+        return OnnxFeeds({"seq": sasrec_seq(histories, self.config.max_len)})
 
 
 class _SASRecScores(nn.Module):

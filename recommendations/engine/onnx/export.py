@@ -2,8 +2,9 @@
 
 A model exports only its neural graph (a small ``nn.Module`` wrapper around its
 network whose inputs are plain tensors); the numpy pre-processing that turns
-histories into those tensors stays in Python (``model.onnx_feeds``), so the
-ONNX scorer and ``model.score`` share it and agree exactly.
+histories into those tensors stays in Python, torch-free, in :mod:`.feeds`
+(``model.onnx_feeds`` calls it), so the ONNX scorer and ``model.score`` share
+it and agree exactly.
 
 The TorchScript exporter (``dynamo=False``) is used: it traces in well under a
 second, handles every model here, and keeps symbolic batch / length axes
@@ -15,35 +16,22 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
+
+from recommendations.engine.onnx import OPSET
+from recommendations.engine.onnx.feeds import OnnxFeeds
 
 if TYPE_CHECKING:
     from recommendations.engine.models.base import Recommender
 
-OPSET = 17
-"""ONNX opset of every exported graph (recorded in the artifacts manifest)."""
+__all__ = ["OPSET", "OUTPUT", "OnnxFeeds", "export_module"]
 
 OUTPUT = "scores"
 """Name of every graph's single output."""
-
-
-@dataclass(frozen=True)
-class OnnxFeeds:
-    """Inputs of a model's graph for one batch of histories.
-
-    ``per_candidate``: the graph scored exactly the candidates it was given
-    (output ``(B, C)``); otherwise it scored the whole catalog ``(B, N)`` and
-    the scorer selects the candidates, as ``Recommender.score`` does.
-    """
-
-    inputs: dict[str, np.ndarray]
-    per_candidate: bool = False
 
 
 def export_module(

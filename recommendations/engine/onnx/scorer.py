@@ -3,14 +3,21 @@
 A serving folder is what :func:`save_for_serving` writes: the model's own
 ``model.json`` + ``state.npz`` (:meth:`Recommender.save`), ``model.onnx``
 (FP32) and, where :data:`~recommendations.engine.onnx.quantize.QUANTIZE` says
-INT8 pays, ``model.int8.onnx``. The scorer loads the model for its vocabulary
-and numpy pre-processing (``onnx_feeds``) and runs the graph in an
+INT8 pays, ``model.int8.onnx``. The scorer reads the model's vocabulary
+and builds its inputs (:mod:`.feeds`), and runs the graph in an
 ``onnxruntime.InferenceSession``; it honours the models' contract,
 ``score(histories, candidates=None) -> float32 (B, N) | (B, C)``.
+
+The scorer does not import the model's class: it reads ``model.json`` and
+the arrays its feeds need from ``state.npz`` and builds the inputs with the
+torch-free :mod:`.feeds`, so serving tier 2 never imports torch. Only a model
+whose feeds need torch (DiffRec with inference noise) is loaded through
+:meth:`Recommender.load`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from recommendations.engine.data.interactions import History, as_histories
+from recommendations.engine.data.interactions import History, Vocabulary, as_histories
 from recommendations.engine.errors import ConfigError
-from recommendations.engine.models.base import Recommender
+from recommendations.engine.models.base import Recommender  # torch-free
+from recommendations.engine.onnx.feeds import FeedBuilder, feed_builder
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +78,20 @@ class OnnxScorer:
         import onnxruntime as ort
 
         self.folder = Path(folder)
-        self.model = Recommender.load(self.folder)
-        if not hasattr(self.model, "onnx_feeds"):
-            raise ConfigError(f"{self.model.name} has no ONNX graph (numpy model)")
+        meta = json.loads((self.folder / "model.json").read_text())
+        self._name = str(meta["model"])
+        self._items = Vocabulary(np.asarray(meta["item_ids"]))
+        self._model: Recommender | None = None
+        with np.load(self.folder / "state.npz", allow_pickle=False) as state:
+            feeds = feed_builder(
+                self._name, config=meta["config"], state=state,
+                n_items=len(self._items), n_users=int(meta["n_users"]),
+            )  # fmt: skip
+        if feeds is None:  # no torch-free feeds: the model class builds them
+            feeds = getattr(self.model, "onnx_feeds", None)
+            if feeds is None:
+                raise ConfigError(f"{self._name} has no ONNX graph (numpy model)")
+        self._feeds: FeedBuilder = feeds
         self.path = self._resolve(precision, onnx_path)
         self.precision = "int8" if self.path.name == INT8_FILE else "fp32"
         options = ort.SessionOptions()
@@ -102,24 +121,32 @@ class OnnxScorer:
 
     def _check_metadata(self, meta: dict[str, str]) -> None:
         model, n_items = meta.get("apex_model"), meta.get("apex_n_items")
-        if model != self.model.name or n_items != str(self.model.n_items):
+        if model != self.name or n_items != str(self.n_items):
             raise ConfigError(
                 f"{self.path} was exported from {model!r} with {n_items} items, "
-                f"not {self.model.name!r} with {self.model.n_items}"
+                f"not {self.name!r} with {self.n_items}"
             )
 
     @property
+    def model(self) -> Recommender:
+        """The saved model itself, loaded on first use (imports its class, and
+        torch for the neural ones; scoring does not need it)."""
+        if self._model is None:
+            self._model = Recommender.load(self.folder)
+        return self._model
+
+    @property
     def name(self) -> str:
-        return self.model.name
+        return self._name
 
     @property
     def n_items(self) -> int:
-        return self.model.n_items
+        return len(self._items)
 
     @property
-    def items(self) -> Any:
+    def items(self) -> Vocabulary:
         """The model's item vocabulary (external id <-> dense index)."""
-        return self.model.items
+        return self._items
 
     def score(
         self,
@@ -140,7 +167,7 @@ class OnnxScorer:
             return np.zeros((0, width), dtype=np.float32)
         if cand is not None and cand.ndim == 1:
             cand = np.broadcast_to(cand, (len(hs), len(cand)))
-        feeds = self.model.onnx_feeds(hs, cand)
+        feeds = self._feeds(hs, cand)
         scores = self.session.run(None, feeds.inputs)[0]
         scores = np.asarray(scores, dtype=np.float32)
         if feeds.per_candidate or cand is None:

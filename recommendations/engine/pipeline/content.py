@@ -7,25 +7,29 @@ of two items is the dot product of their rows.
 
 Saved without pickle: ``content.json`` holds the vectoriser parameters and
 the vocabulary (term -> column), ``idf.npy`` the idf weights and
-``matrix.npz`` the item matrix (``scipy.sparse.save_npz``). Loading rebuilds
-a ``TfidfVectorizer`` with the fixed vocabulary and idf, so new text is
-vectorised exactly as before (a test checks identical vectors).
+``matrix.npz`` the item matrix (``scipy.sparse.save_npz``). Loading reads
+the matrix only; the ``TfidfVectorizer`` (fixed vocabulary and idf, so new
+text is vectorised exactly as before; a test checks identical vectors) is
+rebuilt on first use, because serving scores items by their rows and never
+vectorises text, and importing scikit-learn costs ~0.6 s of cold boot.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommendations.engine.errors import DataError
 from recommendations.engine.pipeline.items import ItemMetadata
+
+if TYPE_CHECKING:  # imported where a vectoriser is built (not at serving load)
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 FORMAT_VERSION = 1
 
@@ -44,6 +48,8 @@ class ContentConfig(BaseModel):
     stop_words: str | None = "english"
 
     def vectorizer(self) -> TfidfVectorizer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         return TfidfVectorizer(
             ngram_range=self.ngram_range, min_df=self.min_df, max_df=self.max_df,
             max_features=self.max_features, sublinear_tf=self.sublinear_tf,
@@ -52,11 +58,30 @@ class ContentConfig(BaseModel):
 
 
 class ContentModel:
-    """Fitted TF-IDF item matrix ``(n_items, n_terms)``, rows L2-normalised."""
+    """Fitted TF-IDF item matrix ``(n_items, n_terms)``, rows L2-normalised.
 
-    def __init__(self, vectorizer: TfidfVectorizer, matrix: sp.csr_matrix) -> None:
-        self.vectorizer = vectorizer
+    ``vectorizer`` is either the fitted ``TfidfVectorizer`` or a zero-argument
+    callable that builds it (what :meth:`load` passes, so scikit-learn is
+    imported only when text is vectorised or the model saved).
+    """
+
+    def __init__(
+        self,
+        vectorizer: TfidfVectorizer | Callable[[], TfidfVectorizer],
+        matrix: sp.csr_matrix,
+    ) -> None:
+        if callable(vectorizer) and not hasattr(vectorizer, "transform"):
+            self._vectorizer, self._build = None, vectorizer
+        else:
+            self._vectorizer, self._build = vectorizer, None
         self.matrix = sp.csr_matrix(matrix, dtype=np.float32)
+
+    @property
+    def vectorizer(self) -> TfidfVectorizer:
+        """The fitted vectoriser (built from the saved parameters on first use)."""
+        if self._vectorizer is None:
+            self._vectorizer = self._build()
+        return self._vectorizer
 
     # ---------------------------------------------------------------- build
     @classmethod
@@ -177,8 +202,14 @@ class ContentModel:
         params["ngram_range"] = tuple(params["ngram_range"])
         params["dtype"] = np.float32
         params["vocabulary"] = meta["vocabulary"]
-        vectorizer = TfidfVectorizer(**params)
-        vectorizer.idf_ = idf
+
+        def vectorizer() -> TfidfVectorizer:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            fitted = TfidfVectorizer(**params)
+            fitted.idf_ = idf
+            return fitted
+
         return cls(vectorizer, matrix)
 
 

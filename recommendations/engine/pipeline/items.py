@@ -14,12 +14,12 @@ product instead of a Python loop.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from recommendations.engine.errors import DataError
@@ -234,7 +234,14 @@ class ItemMetadata:
 
 
 def _missing(value: Any) -> bool:
-    """None, nan or pandas' NA (a list of genres is never missing)."""
-    return (
-        value is None or (np.isscalar(value) or value is pd.NA) and bool(pd.isna(value))
-    )
+    """None, nan or pandas' NA (a list of genres is never missing).
+
+    pandas is consulted only when already imported: a value can be ``pd.NA``
+    only then, and serving (tier 3) must not pay for importing it.
+    """
+    if value is None:
+        return True
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        return (np.isscalar(value) or value is pd.NA) and bool(pd.isna(value))
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))

@@ -8,7 +8,8 @@
   recommendations with external item ids in and out.
 
 Framework-free like the rest of the engine; torch is imported only by tier 1
-and by the ONNX members' model classes (see the engine docstring).
+(tier 2 builds the ONNX inputs with the torch-free ``onnx/feeds.py``; tier 3
+also skips scikit-learn and pandas; tests check ``sys.modules``).
 """
 
 from recommendations.engine.serving.engine import (

@@ -6,9 +6,9 @@ Tiers:
    CUDA when asked for and available, else CPU);
 2. **onnx** — the same ensemble (weights, normalisation, gate) with every
    neural member replaced by an :class:`OnnxScorer` (ONNX Runtime, CPU);
-   numpy members (itemknn, ease, pop) stay as they are. ``OnnxScorer`` loads
-   the member's model class for its numpy pre-processing, which imports
-   torch (not avoidable without moving ``onnx_feeds`` out of the models);
+   numpy members (itemknn, ease, pop) stay as they are. ``OnnxScorer`` builds
+   the graphs' inputs with the torch-free :mod:`~recommendations.engine.onnx.feeds`
+   from the saved folders, so tier 2 never imports torch (a test checks it);
 3. **content** — no deep network and no torch: FAISS ANN over the ANN
    member's item vectors + TF-IDF + popularity. Candidates are ranked by the
    blend ``0.6 z(ann) + 0.3 z(content) + 0.1 z(log(1 + count))`` (z-scores

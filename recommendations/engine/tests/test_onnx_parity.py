@@ -115,6 +115,43 @@ def test_fp32_graph_reproduces_pytorch_scores(
     np.testing.assert_allclose(one, model.score([[3, 1]], [0, 1, 2, 3])[0], **FP32_TOL)
 
 
+def test_torch_free_feeds_equal_the_models_feeds(
+    served: tuple[Recommender, Path], tiny_split: Split
+) -> None:
+    """The scorer builds its inputs from the saved folder without the model
+    class (``onnx/feeds.py``); they must be the model's own ``onnx_feeds``."""
+    model, folder = served
+    scorer = OnnxScorer(folder, precision="fp32", threads=1)
+    histories = mixed_histories(tiny_split)
+    per_user = np.random.default_rng(1).integers(0, model.n_items, (5, 6))
+    noised = model.name == "diffusion" and TINY_ONNX["diffusion"]["inference_noise"]
+    # DiffRec's inference noise is torch's: the only model the scorer loads
+    assert (scorer._model is not None) == noised
+    for cand in (None, per_user):
+        mine, theirs = scorer._feeds(histories, cand), model.onnx_feeds(histories, cand)
+        assert mine.per_candidate == theirs.per_candidate
+        assert mine.inputs.keys() == theirs.inputs.keys()
+        for key, value in theirs.inputs.items():
+            assert mine.inputs[key].dtype == value.dtype, key
+            np.testing.assert_array_equal(mine.inputs[key], value, err_msg=key)
+
+
+def test_diffusion_without_noise_has_torch_free_feeds(tiny_split: Split) -> None:
+    from recommendations.engine.onnx.feeds import feed_builder
+
+    model = get_model_class("diffusion")(hidden=(32,))
+    model.fit(tiny_split.train, tiny_split.validation_task(), Trainer(max_epochs=1))
+    config = model.config.model_dump(mode="json")
+    build = feed_builder(
+        "diffusion", config=config, state=model.get_state(),
+        n_items=model.n_items, n_users=model.n_users,
+    )  # fmt: skip
+    assert build is not None
+    histories = mixed_histories(tiny_split)
+    expected = model.onnx_feeds(histories, None).inputs["x"]
+    np.testing.assert_array_equal(build(histories, None).inputs["x"], expected)
+
+
 def test_int8_graph_keeps_the_ranking(
     served: tuple[Recommender, Path], tiny_split: Split
 ) -> None:

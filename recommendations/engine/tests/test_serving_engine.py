@@ -96,10 +96,12 @@ def test_tier2_onnx_matches_tier1_pytorch(engines, tiny_split) -> None:
         seen = history_ids(tiny_split, user)
         one = engines[1].recommend(seen, n=10, diversity=0.0)
         two = engines[2].recommend(seen, n=10, diversity=0.0)
-        assert one.item_ids == two.item_ids
         # LightGCN is served as INT8 on tier 2 (onnx.quantize.QUANTIZE): its
         # scores move by ~1e-3, a few candidates swap places in the rank/z-score
         # normalisation, and the min-max-scaled served scores by up to ~0.02.
+        # So near-ties low in the list may swap or trade places with the 11th.
+        assert one.item_ids[:3] == two.item_ids[:3]
+        assert len(set(one.item_ids) & set(two.item_ids)) >= 9
         np.testing.assert_allclose(one.scores, two.scores, atol=0.03)
     scorers = engines[2].describe()["scorers"]
     assert scorers == {
@@ -197,12 +199,21 @@ def test_with_weights_changes_the_ranking(engines, tiny_split) -> None:
         base.with_weights({"itemknn": 0.0})
 
 
-def test_tier3_does_not_import_torch(bundle: Path) -> None:
+# what a tier must not import from loading through its first served list:
+# torch costs ~2 s of cold boot (tier 2 builds ONNX feeds without it), and
+# tier 3 scores TF-IDF rows without scikit-learn's vectoriser or pandas
+NOT_IMPORTED = {2: ("torch",), 3: ("torch", "sklearn", "pandas")}
+
+
+@pytest.mark.parametrize("tier", sorted(NOT_IMPORTED))
+def test_cold_boot_imports_no_heavy_module(bundle: Path, tier: int) -> None:
     code = (
         "import sys; from recommendations.engine.serving import ServingEngine; "
-        f"e = ServingEngine.load({str(bundle)!r}, 3); "
-        "e.recommend(e.item_ids[:3], n=5); "
-        "assert 'torch' not in sys.modules, 'torch imported'"
+        f"e = ServingEngine.load({str(bundle)!r}, {tier}); "
+        "s = e.recommend(e.item_ids[:3], n=5); "
+        f"assert s.flags['tier'] == {tier} and not s.flags['fallback'], s.flags; "
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in "
+        f"{NOT_IMPORTED[tier]!r}))"
     )
     root = Path(__file__).resolve().parents[3]
     done = subprocess.run(
@@ -210,6 +221,7 @@ def test_tier3_does_not_import_torch(bundle: Path) -> None:
         timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"tier {tier} imported {done.stdout.strip()}"
 
 
 def test_catalog_ranking_device_and_parameter_checks(bundle: Path, tiny_split) -> None:
