@@ -21,7 +21,8 @@ Usage::
     source /tmp/httpbench/env.sh
     python scripts/bench_serving_stack.py serve --tier 2 [--workers 2]
     python scripts/bench_serving_stack.py measure --tier 2 [--label t2] \\
-        [--concurrency 1,8,32] [--duration 15] [--app module:application]
+        [--concurrency 1,8,32] [--duration 15] [--app module:application] \\
+        [--client python|wrk]
     python scripts/bench_serving_stack.py coldboot --tier 2 [--repeat 3]
     python scripts/bench_serving_stack.py profile --tier 2 [--requests 300]
     python scripts/bench_serving_stack.py down
@@ -222,7 +223,7 @@ def measure(args: argparse.Namespace) -> None:
             [PYTHON, str(ROOT / "scripts" / "bench_serving_http.py"),
              "--base-url", base, "--per-user-keys", "--concurrency",
              args.concurrency, "--duration", str(args.duration), "--out",
-             str(out_json)],
+             str(out_json), "--client", args.client],
             cwd=ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
         load_after = os.getloadavg()
@@ -371,6 +372,7 @@ def main() -> None:
     parser.add_argument("--label", default=None)
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--client", choices=("python", "wrk"), default="python")
     args = parser.parse_args()
     if args.action == "up":
         up(args.dir)

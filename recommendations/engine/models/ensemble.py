@@ -272,10 +272,11 @@ class Ensemble(Recommender):
         histories: list[History],
         candidates: np.ndarray | None,
         exclude: np.ndarray | None,
+        names: Sequence[str] | None = None,
     ) -> tuple[list[str], np.ndarray]:
         if not self.members:
             raise NotFittedError("ensemble members are not loaded")
-        names = self.active_members()
+        names = list(self.active_members() if names is None else names)
         stack = []
         for n in names:
             raw = self.members[n].score(histories, candidates)
@@ -302,10 +303,16 @@ class Ensemble(Recommender):
         return self.popularity_correction * z
 
     def _score(self, histories: list[History]) -> np.ndarray:
+        return self.blend_of(histories, self.active_members())
+
+    def blend_of(self, histories: list[History], names: Sequence[str]) -> np.ndarray:
+        """``(B, N)`` full-catalog blend of the members ``names`` only, with
+        the popularity correction. Their weights stay as they are (not
+        renormalised): the full blend minus the left-out members' terms."""
         exclude = np.zeros((len(histories), self.n_items), dtype=bool)
         for b, h in enumerate(histories):
             exclude[b, h.items] = True
-        names, stack = self._normalised(histories, None, exclude)
+        names, stack = self._normalised(histories, None, exclude, names)
         blend = np.tensordot(self._weights_of(names), stack, axes=1)
         blend = blend - self._popularity_term(len(histories), None, exclude)
         return blend.astype(np.float32)

@@ -16,7 +16,9 @@ Tiers:
 
 Every tier runs the pipeline retrieval -> ranking -> reranking. Retrieval on
 tiers 1/2 unions the ensemble's own full-catalog top k (``ensemble``: the
-offline ranking, so the served list can match it), SASRec's next-item top k
+offline ranking, so the served list can match it; with ``ranking=
+"candidates"`` without the members that only rank candidates, see
+:data:`CANDIDATE_ONLY`), SASRec's next-item top k
 (``sequence``, when SASRec has weight), the ANN, TF-IDF and knowledge-graph
 neighbours, popular items as a fallback. Member scores are computed once per
 request: a per-thread cache keyed by the request's ``History`` object lets the
@@ -79,6 +81,12 @@ logger = logging.getLogger(__name__)
 TIER_NAMES = {1: "pytorch", 2: "onnx", 3: "content"}
 RANKINGS = ("candidates", "catalog")
 _BLEND = "__blend__"  # request-cache key of the ensemble's full-catalog blend
+_RETRIEVAL_BLEND = "__retrieval_blend__"  # ... of its catalog-wide members only
+CANDIDATE_ONLY = frozenset({"kan"})
+"""Members that score the retrieved candidates only (``ranking="candidates"``):
+the KAN ranker featurises every (user, item) pair, so the whole catalog costs
+~5 ms per request on ML-100K (most of tier 2's engine time) and grows with the
+catalog. The retrieval source ``ensemble`` then blends the other members."""
 
 __all__ = ["BundleLoadError", "ServedList", "ServingEngine", "UnknownItemError"]
 
@@ -144,6 +152,9 @@ class _CachedMember:
         cache = self._cache
         if len(histories) != 1 or histories[0] is not cache.history:
             return self.model.score(histories, candidates)
+        if candidates is not None and self.name in CANDIDATE_ONLY:
+            if self.name not in cache.scores:  # full scores, if any, are exact
+                return self.model.score(histories, candidates)
         full = cache.scores.get(self.name)
         if full is None:
             full = np.asarray(self.model.score(histories), dtype=np.float32)
@@ -285,7 +296,12 @@ class ServingEngine:
             def ensemble_top(request: RetrievalRequest, k: int) -> np.ndarray:
                 if len(request.history) == 0:
                     return np.zeros(0, dtype=np.int64)
-                return _top_k(self._catalog_blend(request.history), k, request.exclude)
+                blend = (
+                    self._retrieval_blend(request.history)
+                    if self.ranking == "candidates"
+                    else self._catalog_blend(request.history)
+                )
+                return _top_k(blend, k, request.exclude)
 
             sources.append(CandidateSource("ensemble", _quiet(ensemble_top)))
             if "sasrec" in ens.active_members():
@@ -330,6 +346,23 @@ class ServingEngine:
             full = self.ensemble.score([history])[0]
             if mine:
                 cache.scores[_BLEND] = full
+        return full
+
+    def _retrieval_blend(self, history: History) -> np.ndarray:
+        """The blend of the members that score the whole catalog (all but
+        :data:`CANDIDATE_ONLY`), once per request: the ``ensemble`` source."""
+        ens = self.ensemble
+        active = ens.active_members()
+        names = [n for n in active if n not in CANDIDATE_ONLY] or active
+        if names == active:
+            return self._catalog_blend(history)
+        cache = self._cache
+        mine = cache.history is history
+        full = cache.scores.get(_RETRIEVAL_BLEND) if mine else None
+        if full is None:
+            full = ens.blend_of([history], names)[0]
+            if mine:
+                cache.scores[_RETRIEVAL_BLEND] = full
         return full
 
     def _by_catalog(

@@ -113,3 +113,16 @@ def test_kan_beats_popularity_on_planted_chains() -> None:
     ours = evaluate(model, task).mean("ndcg@10")
     base = evaluate(pop, task).mean("ndcg@10")
     assert ours > 3 * base, (ours, base)
+
+
+def test_candidate_scores_equal_the_catalog_scores_at_those_items(kan: KAN) -> None:
+    histories = [History(np.array([0, 3, 5])), History(np.array([2]))]
+    full = kan.score(histories)
+    shared = np.array([1, 7, 4])
+    np.testing.assert_allclose(kan.score(histories, shared), full[:, shared],
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    per_user = np.array([[1, 7], [9, 0]])
+    np.testing.assert_allclose(
+        kan.score(histories, per_user), np.take_along_axis(full, per_user, axis=1),
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip

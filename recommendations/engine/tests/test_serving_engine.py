@@ -250,3 +250,31 @@ def test_catalog_ranking_device_and_parameter_checks(bundle: Path, tiny_split) -
         engine.recommend(seen, diversity=1.5)
     with pytest.raises(ValueError):
         ServingEngine.load(bundle, 4)
+
+
+def test_candidate_only_members_never_score_the_whole_catalog() -> None:
+    from recommendations.engine.serving.engine import (
+        CANDIDATE_ONLY,
+        _CachedMember,
+        _RequestCache,
+    )
+
+    class Recorder:
+        def __init__(self):
+            self.asked = []
+
+        def score(self, histories, candidates=None):
+            self.asked.append(None if candidates is None else len(candidates))
+            width = 10 if candidates is None else len(candidates)
+            return np.zeros((1, width), dtype=np.float32)
+
+    cache = _RequestCache()
+    cache.history = History(np.array([1, 2]))
+    ranker, other = Recorder(), Recorder()
+    assert "kan" in CANDIDATE_ONLY
+    kan = _CachedMember("kan", ranker, cache)
+    sasrec = _CachedMember("sasrec", other, cache)
+    assert kan.score([cache.history], np.array([3, 4])).shape == (1, 2)
+    assert sasrec.score([cache.history], np.array([3, 4])).shape == (1, 2)
+    assert ranker.asked == [2]  # the candidates only
+    assert other.asked == [None]  # the catalog once, reused for its candidates
