@@ -2,7 +2,8 @@
 
 Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018.
 Training loss: full-softmax cross-entropy over the whole catalog at every
-position (or sampled softmax with many negatives for large catalogs), which
+position (sampled softmax with 512 uniform negatives above 5,000 items, where
+a full softmax makes epochs too dear for the time budgets), which
 gSASRec (Petrov & Macdonald, RecSys 2023) and "Turning Dross Into Gold Loss"
 (Klenitskiy & Vasilev, RecSys 2023) show matters more than the architecture.
 
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+SAMPLED_ABOVE_ITEMS = 5000
+"""``loss="auto"`` trains with sampled softmax above this many items."""
+
+
 class SASRecConfig(ModelConfig):
     max_len: int = Field(50, ge=1, le=4096)
     """Longest history used (older items are dropped). 50 beat 100 and 200 on
@@ -62,9 +67,14 @@ class SASRecConfig(ModelConfig):
     """AdamW weight decay."""
     batch_size: int = Field(32, ge=1)
     """Sequences per optimisation step."""
-    loss: Literal["ce", "sampled"] = "ce"
-    """``ce``: softmax over all items; ``sampled``: over ``negatives`` uniform items."""
-    negatives: int = Field(256, ge=1)
+    loss: Literal["auto", "ce", "sampled"] = "auto"
+    """``ce``: softmax over all items; ``sampled``: over ``negatives`` uniform
+    items; ``auto``: ``ce`` up to :data:`SAMPLED_ABOVE_ITEMS` items, else
+    ``sampled`` (a full softmax's cost grows with the catalog: on
+    ml-latest-small's 9.7k items only 11 epochs fit the ``quick`` budget and
+    test NDCG@10 was 0.0345; sampled, 512 negatives: early stop at epoch 72
+    in 140 s, 0.0554)."""
+    negatives: int = Field(512, ge=1)
     """Negatives per step for ``loss="sampled"``."""
     label_smoothing: float = Field(0.2, ge=0.0, lt=1.0)
     """Label smoothing of the cross-entropy (both losses); 0.2 chosen on
@@ -239,6 +249,14 @@ class SASRec(TorchRecommender):
         shuffle = torch.randperm(len(batches), generator=self.generator).tolist()
         return [batches[i] for i in shuffle]
 
+    @property
+    def loss_kind(self) -> str:
+        """The loss actually used (``auto`` resolved by the catalog size)."""
+        loss = self.config.loss
+        if loss == "auto":
+            return "sampled" if self.n_items > SAMPLED_ABOVE_ITEMS else "ce"
+        return loss
+
     def train_epoch(self, epoch: int) -> float:
         cfg: SASRecConfig = self.config
         net = self._require_net()
@@ -257,7 +275,7 @@ class SASRec(TorchRecommender):
             h = hidden[mask]  # (P, D)
             t = targets[mask] - 1  # (P,)
             weights = net.item_weights()  # (N, D)
-            if cfg.loss == "ce":
+            if self.loss_kind == "ce":
                 logits = h @ weights.T  # (P, N)
                 loss = F.cross_entropy(logits, t, label_smoothing=cfg.label_smoothing)
             else:

@@ -126,3 +126,22 @@ def test_recommend_leaves_out_seen_items(model: Recommender) -> None:
     top, scores = model.recommend([1, 2, 3], k=10)
     assert not set(top.tolist()) & {1, 2, 3}
     assert (np.diff(scores) <= 0).all()
+
+
+def test_sasrec_auto_loss_switches_to_sampled_softmax_on_large_catalogs(
+    tiny_split,
+) -> None:
+    from recommendations.engine.models.sasrec import SAMPLED_ABOVE_ITEMS, SASRec
+    from recommendations.engine.training import Trainer
+
+    sampled = SASRec(loss="sampled", negatives=8, hidden=16, max_len=10)
+    report = sampled.fit(tiny_split.train, tiny_split.validation_task(),
+                         Trainer(max_epochs=2, seed=0))  # fmt: skip
+    assert report.epochs == 2 and np.isfinite(report.history[-1].loss)
+
+    model = SASRec()
+    model.items = type("Items", (), {"__len__": lambda self: SAMPLED_ABOVE_ITEMS})()
+    assert model.loss_kind == "ce"
+    model.items = type("Items", (), {"__len__": lambda self: SAMPLED_ABOVE_ITEMS + 1})()
+    assert model.loss_kind == "sampled"
+    assert SASRec(loss="ce").loss_kind == "ce"
