@@ -221,6 +221,25 @@ def test_history_is_what_training_uses_oldest_first_each_movie_once(catalog):
     ]
 
 
+def test_the_history_sql_matches_its_queryset_with_ties_and_a_limit(catalog):
+    user = UserFactory()
+    same_time = datetime(2026, 3, 1, tzinfo=UTC)
+    for k, movie in enumerate(catalog[:6]):  # equal timestamps: the id decides
+        Interaction.objects.create(
+            user=user, movie=movie, kind=Interaction.Kind.CLICK,
+            occurred_at=same_time, source="test", idempotency_key=f"tie:{k}",
+        )  # fmt: skip
+    give_history(user, catalog[6:9], kind=Interaction.Kind.WATCHLIST)
+    give_history(UserFactory(), catalog[9:12])  # another user's events
+    queryset = list(
+        Interaction.objects.filter(kind__in=selectors.POSITIVE_KINDS, user_id=user.pk)
+        .order_by("-occurred_at", "-id")
+        .values_list("movie_id", flat=True)[:4]
+    )
+    assert selectors.user_history_ids(user_id=user.pk, limit=4) == queryset[::-1]
+    assert len(queryset) == 4
+
+
 def test_trending_counts_the_logs_last_days(catalog):
     user = UserFactory()
     old = datetime(2020, 1, 1, tzinfo=UTC)
