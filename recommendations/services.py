@@ -9,6 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from recommendations.models import EnsembleWeights
+from recommendations.serving import broadcast
 
 
 def feed_group_name(user_id: int) -> str:
@@ -54,7 +55,12 @@ def propose_weights(
 
 @transaction.atomic
 def activate_weights(*, version: int) -> EnsembleWeights:
-    """Make ``version`` the active one; the previous active version is retired."""
+    """Make ``version`` the active one; the previous active version is retired.
+
+    After the commit the change is announced to every serving process
+    (``serving.broadcast``), which re-applies the active weights to the
+    engine it serves within ``APEX_RELOAD_POLL_SECONDS``.
+    """
     chosen = EnsembleWeights.objects.select_for_update().get(version=version)
     if chosen.status == EnsembleWeights.Status.ACTIVE:
         return chosen
@@ -64,4 +70,5 @@ def activate_weights(*, version: int) -> EnsembleWeights:
     chosen.status = EnsembleWeights.Status.ACTIVE
     chosen.activated_at = timezone.now()
     chosen.save(update_fields=["status", "activated_at"])
+    transaction.on_commit(broadcast.announce)
     return chosen

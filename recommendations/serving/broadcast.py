@@ -2,7 +2,8 @@
 
 A reload request reaches one process (one uvicorn worker among several, one
 machine among several). That process reloads itself, then bumps a
-*generation* counter in the shared cache (Redis in production; the embedded
+*generation* counter (activating an ``EnsembleWeights`` version in the admin
+bumps it too, after its commit) in the shared cache (Redis in production; the embedded
 mode has one process and a local-memory cache). Every serving process reads
 the counter at most once per ``APEX_RELOAD_POLL_SECONDS`` (one cache GET,
 from ``ServingRuntime.get()``) and, when it moved, brings itself in line in a

@@ -64,6 +64,20 @@ def test_only_one_active_version_at_a_time() -> None:
         v1.save()
 
 
+def test_activation_is_announced_to_the_serving_processes_after_commit(
+    django_capture_on_commit_callbacks,
+) -> None:
+    from recommendations.serving import broadcast
+
+    v1 = services.propose_weights(fit=_fit({"sasrec": 1.0}))
+    before = broadcast.current_generation() or 0
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.activate_weights(version=v1.version)
+        assert broadcast.current_generation() in (None, before)  # not before commit
+    assert len(callbacks) == 1
+    assert broadcast.current_generation() == before + 1
+
+
 def test_admin_compare_then_activate(client, staff) -> None:
     v1 = services.propose_weights(fit=_fit({"sasrec": 0.7, "lightgcn": 0.3}, 0.81))
     v2 = services.propose_weights(fit=_fit({"kan": 0.5, "lightgcn": 0.5}, 0.92))
