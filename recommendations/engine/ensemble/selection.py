@@ -56,8 +56,9 @@ import numpy as np
 
 from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.debias import dr, exposure_propensities, ips, snips
-from recommendations.engine.ensemble.normalise import METHODS, normalise, rank_average
+from recommendations.engine.ensemble.normalise import METHODS, normalise
 from recommendations.engine.errors import ConfigError
+from recommendations.engine.evaluation.beyond import head_items
 from recommendations.engine.evaluation.stats import mean_ci
 
 logger = logging.getLogger(__name__)
@@ -66,14 +67,6 @@ Objective = Literal["dr", "ips", "snips", "ndcg"]
 OBJECTIVES: tuple[str, ...] = ("dr", "ips", "snips", "ndcg")
 STEPS: tuple[float, ...] = (0.1, 0.05, 0.025, 0.0125)
 CORRECTIONS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
-HEAD_FRACTION = 0.2  # "long tail": items outside the top 20 % by popularity
-
-
-def head_items(item_counts: np.ndarray) -> np.ndarray:
-    """Boolean ``(N,)``: the top 20 % of items by training popularity."""
-    n = len(item_counts)
-    percentile = rank_average(np.asarray(item_counts, dtype=np.float64)) / max(n, 1)
-    return percentile > 1.0 - HEAD_FRACTION
 
 
 def log_popularity(item_counts: np.ndarray) -> np.ndarray:

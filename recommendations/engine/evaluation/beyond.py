@@ -27,6 +27,22 @@ def gini(counts: np.ndarray) -> float:
     return float(((2 * index - n - 1) * x).sum() / (n * x.sum()))
 
 
+HEAD_FRACTION = 0.2  # "long tail": items outside the top 20 % by popularity
+
+
+def popularity_percentile(item_counts: np.ndarray) -> np.ndarray:
+    """``(N,)`` each item's popularity percentile in ``(0, 1]`` (ties averaged)."""
+    return scipy.stats.rankdata(item_counts, method="average") / max(
+        len(item_counts), 1
+    )
+
+
+def head_items(item_counts: np.ndarray) -> np.ndarray:
+    """Boolean ``(N,)``: the top 20 % of items by training popularity; the
+    rest is the long tail."""
+    return popularity_percentile(item_counts) > 1.0 - HEAD_FRACTION
+
+
 def beyond_accuracy(
     recommended: np.ndarray, item_counts: np.ndarray
 ) -> dict[str, float]:
@@ -38,8 +54,8 @@ def beyond_accuracy(
     """
     n_items = len(item_counts)
     exposure = np.bincount(recommended.ravel(), minlength=n_items)
-    percentile = scipy.stats.rankdata(item_counts, method="average") / n_items
-    head = percentile > 0.8  # the top 20 % of items by popularity
+    percentile = popularity_percentile(item_counts)
+    head = percentile > 1.0 - HEAD_FRACTION
     return {
         "coverage": float((exposure > 0).sum() / n_items),
         "gini": gini(exposure),

@@ -129,14 +129,21 @@ class Recommender(abc.ABC):
         if not hs:
             width = n if candidates is None else np.asarray(candidates).shape[-1]
             return np.zeros((0, width), dtype=np.float32)
-        scores = np.asarray(self._score(hs), dtype=np.float32)  # (B, N)
         if candidates is None:
-            return scores
+            return np.asarray(self._score(hs), dtype=np.float32)  # (B, N)
         cand = np.asarray(candidates, dtype=np.int64)
         self._check_items(cand.ravel(), n)
         if cand.ndim == 1:
-            return scores[:, cand]
-        return np.take_along_axis(scores, cand, axis=1)
+            cand = np.broadcast_to(cand, (len(hs), len(cand)))
+        return np.asarray(self._score_candidates(hs, cand), dtype=np.float32)
+
+    def _score_candidates(
+        self, histories: list[History], cand: np.ndarray
+    ) -> np.ndarray:
+        """Scores ``(B, C)`` of the item indices ``cand`` ``(B, C)``. Default:
+        the whole catalog, then the candidates; a ranker that featurises
+        each (user, item) pair overrides it to score the candidates only."""
+        return np.take_along_axis(self._score(histories), cand, axis=1)
 
     def score_ids(
         self, history_ids: Sequence[Any], candidate_ids: Sequence[Any] | None = None

@@ -337,16 +337,22 @@ class ServingEngine:
             retriever, ranker, Reranker(self.meta, self.content.similarity)
         )
 
-    def _catalog_blend(self, history: History) -> np.ndarray:
-        """The ensemble's full-catalog blend for ``history``, once per request."""
+    def _once_per_request(self, history: History, key: str, compute: Any) -> np.ndarray:
+        """``compute()`` for ``history``, kept in the request cache under ``key``."""
         cache = self._cache
         mine = cache.history is history
-        full = cache.scores.get(_BLEND) if mine else None
-        if full is None:
-            full = self.ensemble.score([history])[0]
+        value = cache.scores.get(key) if mine else None
+        if value is None:
+            value = compute()
             if mine:
-                cache.scores[_BLEND] = full
-        return full
+                cache.scores[key] = value
+        return value
+
+    def _catalog_blend(self, history: History) -> np.ndarray:
+        """The ensemble's full-catalog blend for ``history``, once per request."""
+        return self._once_per_request(
+            history, _BLEND, lambda: self.ensemble.score([history])[0]
+        )
 
     def _retrieval_blend(self, history: History) -> np.ndarray:
         """The blend of the members that score the whole catalog (all but
@@ -356,14 +362,9 @@ class ServingEngine:
         names = [n for n in active if n not in CANDIDATE_ONLY] or active
         if names == active:
             return self._catalog_blend(history)
-        cache = self._cache
-        mine = cache.history is history
-        full = cache.scores.get(_RETRIEVAL_BLEND) if mine else None
-        if full is None:
-            full = ens.blend_of([history], names)[0]
-            if mine:
-                cache.scores[_RETRIEVAL_BLEND] = full
-        return full
+        return self._once_per_request(
+            history, _RETRIEVAL_BLEND, lambda: ens.blend_of([history], names)[0]
+        )
 
     def _by_catalog(
         self, history: History, candidates: np.ndarray

@@ -47,20 +47,6 @@ def test_rank_normalisation_is_a_percentile_with_ties_averaged() -> None:
     assert r[4] == 0.0
 
 
-def test_rank_average_matches_scipy_with_ties_and_infinities() -> None:
-    import scipy.stats
-
-    from recommendations.engine.ensemble.normalise import rank_average
-
-    rng = np.random.default_rng(0)
-    for shape in [(7,), (3, 9), (5, 60)]:
-        x = rng.integers(0, 4, size=shape).astype(float)
-        x[..., 0] = -np.inf
-        np.testing.assert_allclose(
-            rank_average(x), scipy.stats.rankdata(x, axis=-1, method="average")
-        )
-
-
 def test_constant_rows_and_bad_method() -> None:
     assert np.all(normalise(np.ones((2, 5)), "zscore") == 0)
     with pytest.raises(ConfigError):
