@@ -12,6 +12,8 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from scripts.servers import process_stop
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -65,20 +67,28 @@ def browser_page(live_server):
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+def child_process_env(**extra: str) -> dict[str, str]:
+    """The environment of a server process the tests start (a Celery worker,
+    uvicorn): the test database and Redis, tasks sent to the real worker."""
+    require_redis()
+    db = settings.DATABASES["default"]
+    return {
+        **os.environ,
+        "APEX_CELERY_EAGER": "0",
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}"
+            f"/{db['NAME']}"
+        ),
+        **extra,
+    }
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real Celery worker process on the test Redis and the test database."""
     from apex_site.celery import app
 
-    require_redis()
-    db = settings.DATABASES["default"]
-    env = dict(os.environ)
-    env.update(
-        APEX_CELERY_EAGER="0",
-        DATABASE_URL=(
-            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        ),
-    )
+    env = child_process_env()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -111,11 +121,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
             pytest.fail("celery worker did not answer a ping within 90 s")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        process_stop(proc)
 
 
 @pytest.fixture

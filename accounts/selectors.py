@@ -55,3 +55,7 @@ def api_key_lookup(*, raw_key: str) -> ApiKey | None:
     if not key.user.is_active:
         return None
     return key
+
+
+def user_exists(*, user_id: int) -> bool:
+    return User.objects.filter(pk=user_id).exists()

@@ -7,9 +7,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.errors import AccountsErrorCode
 from accounts.models import ApiKey, User
 from accounts.selectors import API_KEY_PREFIX_LENGTH, hash_api_secret
-from apex_site.errors import ApplicationError
+from apex_site.errors import ApplicationError, ErrorCode
 
 
 @transaction.atomic
@@ -20,7 +21,7 @@ def user_register(
     if User.objects.filter(email__iexact=email).exists():
         raise ApplicationError(
             "An account with this email already exists.",
-            code="email_taken",
+            code=AccountsErrorCode.EMAIL_TAKEN,
             detail={"email": ["An account with this email already exists."]},
         )
     user = User(email=email, display_name=display_name, **profile)
@@ -62,7 +63,9 @@ def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
 def api_key_revoke(*, user: User, key_id: int) -> ApiKey:
     key = ApiKey.objects.filter(user=user, pk=key_id).first()
     if key is None:
-        raise ApplicationError("No such API key.", code="not_found", status_code=404)
+        raise ApplicationError(
+            "No such API key.", code=ErrorCode.NOT_FOUND, status_code=404
+        )
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])

@@ -6,6 +6,7 @@ with the matching HTTP status, whether it came from DRF, Django or our code.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -13,6 +14,17 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
+
+
+class ErrorCode(StrEnum):
+    """Codes every app uses. An app's own codes are its ``<App>ErrorCode``
+    (``<app>/errors.py``); together they are every ``code`` the API returns
+    besides DRF's own (``throttled``, ``not_authenticated``, ...)."""
+
+    INVALID = "invalid"
+    PARSE_ERROR = "parse_error"
+    NOT_FOUND = "not_found"
+    SERVER_ERROR = "server_error"
 
 
 class ApplicationError(Exception):
@@ -24,13 +36,13 @@ class ApplicationError(Exception):
         self,
         message: str,
         *,
-        code: str = "invalid",
+        code: str = ErrorCode.INVALID,
         detail: Any = None,
         status_code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code = str(code)
         self.detail = detail
         if status_code is not None:
             self.status_code = status_code
@@ -44,15 +56,16 @@ def _first_code(codes: Any) -> str:
     if isinstance(codes, str):
         return codes
     if isinstance(codes, dict):
-        return codes["code"] if isinstance(codes.get("code"), str) else "invalid"
+        code = codes.get("code")
+        return code if isinstance(code, str) else ErrorCode.INVALID
     if isinstance(codes, list) and codes:
         return _first_code(codes[0])
     return "error"
 
 
 _MESSAGES = {
-    "invalid": "The request is invalid.",
-    "parse_error": "The request body could not be parsed.",
+    ErrorCode.INVALID: "The request is invalid.",
+    ErrorCode.PARSE_ERROR: "The request body could not be parsed.",
 }
 
 
@@ -78,7 +91,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     assert isinstance(exc, exceptions.APIException)
     code = _first_code(exc.get_codes())
     if isinstance(exc, exceptions.ValidationError):
-        message = _MESSAGES["invalid"]
+        message = _MESSAGES[ErrorCode.INVALID]
         detail = exc.detail
     else:
         if isinstance(exc.detail, dict) and "detail" in exc.detail:  # simplejwt
@@ -99,7 +112,9 @@ def _wants_json(request) -> bool:
 def handler404(request, exception=None):
     if _wants_json(request):
         return JsonResponse(
-            error_body("not_found", "No such resource.", {"path": request.path}),
+            error_body(
+                ErrorCode.NOT_FOUND, "No such resource.", {"path": request.path}
+            ),
             status=404,
         )
     from django.views.defaults import page_not_found
@@ -110,7 +125,7 @@ def handler404(request, exception=None):
 def handler500(request):
     if _wants_json(request):
         return JsonResponse(
-            error_body("server_error", "Internal server error."), status=500
+            error_body(ErrorCode.SERVER_ERROR, "Internal server error."), status=500
         )
     from django.views.defaults import server_error
 

@@ -1,6 +1,6 @@
 """Catalog benchmarks: data loads into PostgreSQL and search latency over HTTP.
 
-Starts a throw-away PostgreSQL (as ``scripts/run_tests.py`` does), then
+Starts a throw-away PostgreSQL (``scripts/servers.py``, as for the tests), then
 
 1. loads ML-100K + the TMDB CSVs, and ml-latest-small + the TMDB CSVs, each
    ``--runs`` times into a fresh database (wall time of the real
@@ -32,8 +32,13 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from run_tests import free_port, pg_bin, postgres, wait_for_port  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from scripts.servers import (  # noqa: E402
+    free_port,
+    pg_bin,
+    postgres_server,
+    wait_for_port,
+)
 
 PYTHON = sys.executable
 
@@ -227,7 +232,7 @@ def main() -> None:
         search_benchmark(env, args.requests, lines)
         print("\n".join(["", "catalog benchmark results", *lines]), flush=True)
         return
-    with postgres() as base_url, tempfile.TemporaryDirectory() as tmp:
+    with postgres_server() as base_url, tempfile.TemporaryDirectory() as tmp:
         env = None
         for dataset in ("ml-100k", "ml-latest-small"):
             totals, ml_times, tmdb_times = [], [], []

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import run_tests  # noqa: E402  (throw-away PostgreSQL + free ports)
+sys.path.insert(0, str(ROOT))
+from scripts import servers  # noqa: E402  (throw-away PostgreSQL + free ports)
 
 
 def percentiles(port: int, path: str, n: int = 200, warmup: int = 20) -> tuple:
@@ -36,7 +36,7 @@ def percentiles(port: int, path: str, n: int = 200, warmup: int = 20) -> tuple:
 
 
 def main() -> None:
-    with run_tests.postgres() as url, tempfile.TemporaryDirectory() as data_dir:
+    with servers.postgres_server() as url, tempfile.TemporaryDirectory() as data_dir:
         env = dict(
             os.environ,
             DATABASE_URL=url,
@@ -51,7 +51,7 @@ def main() -> None:
             check=True,
         )
         for pool in ("0", "1", "0", "1"):
-            port = run_tests.free_port()
+            port = servers.free_port()
             server = subprocess.Popen(
                 [
                     sys.executable,
@@ -71,7 +71,7 @@ def main() -> None:
                 env=dict(env, APEX_DB_POOL=pool),
             )
             try:
-                run_tests.wait_for_port(port, "uvicorn")
+                servers.wait_for_port(port, "uvicorn")
                 ready = percentiles(port, "/v1/platform/readiness")
                 floor = percentiles(port, "/v1/no-such-path")
             finally:

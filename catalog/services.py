@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils.text import slugify
 
-from apex_site.errors import ApplicationError
+from apex_site.errors import ApplicationError, ErrorCode
 from catalog.models import Genre, Keyword, Movie
 from learning import selectors as learning_selectors
 from learning import services as learning_services
-from learning.models import Interaction
 
 logger = logging.getLogger(__name__)
 
@@ -155,52 +155,42 @@ def _chunks(items: list, size: int):
 def _movie_or_error(movie_id: int) -> Movie:
     movie = Movie.objects.filter(pk=movie_id).first()
     if movie is None:
-        raise ApplicationError("No such movie.", code="not_found", status_code=404)
+        raise ApplicationError(
+            "No such movie.", code=ErrorCode.NOT_FOUND, status_code=404
+        )
     return movie
 
 
 def movie_rate(
     *, user, movie_id: int, stars: float, idempotency_key: str | None = None
-) -> Interaction:
-    """Record the user's rating and refresh the movie's rating numbers."""
+) -> Any:
+    """Record the user's rating (through ``learning``, the one writer of
+    interactions) and refresh the movie's rating numbers in the same
+    transaction. ``learning`` announces the new event after the commit; the
+    live feed listens there."""
     _movie_or_error(movie_id)
     with transaction.atomic():
         row, created = learning_services.interaction_record(
             user_id=user.pk,
             movie_id=movie_id,
-            kind=Interaction.Kind.RATING,
+            kind="rating",
             value=stars,
             source="web",
             idempotency_key=idempotency_key,
         )
         if created:
             movie_rating_stats_refresh(movie_ids=[movie_id])
-    if created:
-        _push_live_feed(user)
     return row
-
-
-def _push_live_feed(user) -> None:
-    """Send the user's open tabs a fresh feed (the rating changes it).
-
-    A failure here (no channel layer, no artifacts) never fails the rating.
-    """
-    from recommendations.feeds import push_feed
-
-    try:
-        push_feed(user)
-    except Exception:  # noqa: BLE001 - the rating is recorded either way
-        logger.warning("could not push a fresh feed to user %s", user.pk, exc_info=True)
 
 
 def movie_watchlist_set(
     *, user, movie_id: int, on: bool, idempotency_key: str | None = None
-) -> Interaction:
+) -> Any:
     _movie_or_error(movie_id)
     row, _created = learning_services.interaction_record(
         user_id=user.pk,
         movie_id=movie_id,
-        kind=Interaction.Kind.WATCHLIST,
+        kind="watchlist",
         value=1.0 if on else 0.0,
         source="web",
         idempotency_key=idempotency_key,

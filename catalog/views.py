@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
-from apex_site.errors import ApplicationError
+from apex_site.errors import ApplicationError, ErrorCode
 from catalog import selectors, services
 from catalog.forms import BrowseForm, RateForm, SearchForm, WatchlistForm
 from catalog.models import Movie
@@ -100,7 +100,7 @@ def movie_rate(request, movie_id: int):
             f"{form.cleaned_data['idempotency_key']}",
         )
     except ApplicationError as exc:
-        if exc.code == "not_found":
+        if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
         messages.error(request, exc.message)
     else:

@@ -56,6 +56,16 @@ class Interaction(models.Model):
         return f"{self.user_id} {self.kind} {self.movie_id} = {self.value}"
 
 
+# What counts as positive (implicit) feedback: consumption, whatever the
+# stars. Watchlist events are intent and are left out. Training, the served
+# history and the live-feed refresh all read this one definition.
+POSITIVE_KINDS: tuple[str, ...] = (
+    Interaction.Kind.RATING,
+    Interaction.Kind.WATCH,
+    Interaction.Kind.CLICK,
+)
+
+
 class ExportWatermark(models.Model):
     """How far an incremental export has got (the last exported event id)."""
 

@@ -12,8 +12,10 @@ from itertools import islice
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from apex_site.errors import ApplicationError
-from learning.models import Interaction
+from apex_site.errors import ApplicationError, ErrorCode
+from learning.errors import LearningErrorCode
+from learning.models import POSITIVE_KINDS, Interaction
+from learning.signals import interaction_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -146,15 +148,21 @@ def interaction_record(
 ) -> tuple[Interaction, bool]:
     """Append one live event; returns ``(row, created)``.
 
-    A repeated ``idempotency_key`` (a resubmitted form, a retried API call)
-    returns the existing row instead of adding another.
+    The one door for live events (pages, API). A repeated ``idempotency_key``
+    (a resubmitted form, a retried API call) returns the existing row instead
+    of adding another, and announces nothing. A new row is announced with
+    ``learning.signals.interaction_recorded`` after the surrounding
+    transaction commits (at once in autocommit), so a rolled-back write is
+    never announced.
     """
     if kind not in Interaction.Kind.values:
-        raise ApplicationError(f"Unknown interaction kind {kind!r}.", code="invalid")
+        raise ApplicationError(
+            f"Unknown interaction kind {kind!r}.", code=ErrorCode.INVALID
+        )
     if kind == Interaction.Kind.RATING and value not in RATING_VALUES:
         raise ApplicationError(
             "A rating is 0.5 to 5 stars in half stars.",
-            code="invalid_rating",
+            code=LearningErrorCode.INVALID_RATING,
             detail={"value": ["Must be 0.5, 1, 1.5, … 5."]},
         )
     key = idempotency_key or f"{source}:{uuid.uuid4()}"
@@ -175,4 +183,27 @@ def interaction_record(
     except IntegrityError:  # lost a race with the same key
         return Interaction.objects.get(idempotency_key=key), False
     logger.info("interaction recorded", extra={"kind": kind, "event_id": row.pk})
+    transaction.on_commit(lambda: _announce(row))
     return row, True
+
+
+def _announce(row: Interaction) -> None:
+    """Send ``interaction_recorded``; a failing receiver never fails the write."""
+    responses = interaction_recorded.send_robust(
+        sender=Interaction,
+        event_id=row.pk,
+        user_id=row.user_id,
+        movie_id=row.movie_id,
+        kind=row.kind,
+        positive=row.kind in POSITIVE_KINDS,
+    )
+    for receiver, response in responses:
+        if isinstance(response, Exception):
+            logger.warning(
+                "interaction receiver failed",
+                extra={
+                    "event_id": row.pk,
+                    "receiver": getattr(receiver, "__qualname__", repr(receiver)),
+                },
+                exc_info=response,
+            )

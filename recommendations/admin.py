@@ -70,7 +70,7 @@ class EnsembleWeightsAdmin(admin.ModelAdmin):
             # Hand-entered versions go through the same numbering as fitted ones.
             fit = {"weights": obj.weights, "normalisation": obj.normalisation,
                    "objective": "manual"}  # fmt: skip
-            created = services.propose_weights(
+            created = services.ensemble_weights_propose(
                 fit=fit, created_by=request.user, notes=obj.notes
             )
             obj.pk, obj.version = created.pk, created.version
@@ -84,7 +84,7 @@ class EnsembleWeightsAdmin(admin.ModelAdmin):
                 request, "Select exactly one version to activate.", messages.ERROR
             )
             return
-        chosen = services.activate_weights(version=queryset.get().version)
+        chosen = services.ensemble_weights_activate(version=queryset.get().version)
         self.message_user(
             request, f"Version {chosen.version} is now active.", messages.SUCCESS
         )

@@ -1,244 +1,412 @@
-"""Reads the recommendation service needs from the database.
+"""Reads: the served lists (a user's feed, the home and movie page rows,
+similar movies, the knowledge graph) and trending.
 
-Every function here is one query (two for trending, see below), returns plain
-ids, and never touches rows one at a time, so a feed request costs a fixed
-number of round trips whatever the history length.
-
-What counts as history
-----------------------
-The same events ``manage.py train`` trains on (its ``IMPLICIT_KINDS``; a test
-keeps the two equal): every **rating** whatever the stars, every **watch** and
-every **click**, as implicit feedback. A movie counts once, at its first such
-event, and the history is oldest first, so the engine sees the sequence it
-was trained on. **Watchlist** events are intent, not consumption, and are left
-out, as in training.
+Every list comes from the serving engine of the active artifact bundle (a
+``ServingEngine``, which works on external item ids = catalog ``Movie``
+primary keys) through the failure policy (``serving/policy.py``: never a
+500, one WARNING, a database fallback). This module adds what the engine
+cannot know: the user's history (``learning.selectors.user_history_ids``:
+the positive events, oldest first, read on every call so a new rating shows
+on the next request) and the catalog rows behind the ids
+(``catalog.selectors.movie_cards``: one ``in_bulk`` per page or response,
+cached per process).
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from datetime import timedelta
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import Count, Max, Q
 
-from catalog.models import Movie
-from learning.models import Interaction
-
-Ids = set[int] | frozenset[int]
-
-POSITIVE_KINDS = (
-    Interaction.Kind.RATING,
-    Interaction.Kind.WATCH,
-    Interaction.Kind.CLICK,
+from apex_site.errors import ApplicationError, ErrorCode
+from catalog import selectors as catalog_selectors
+from learning import selectors as learning_selectors
+from recommendations.results import (
+    FeedItem,
+    FeedMeta,
+    FeedResult,
+    FeedRow,
+    KnowledgeGraphResult,
+    Served,
 )
-# The newest events considered: sequence models use the last few dozen items,
-# and a bound keeps one query's cost flat for users with thousands of events.
-MAX_HISTORY_EVENTS = 500
+from recommendations.serving.policy import Serving, is_answer
+
+DEFAULT_N = 10
+ROW_SIZE = 12
 TRENDING_DAYS = 30
-HEAD_SHARE = 0.2  # the top 20 % by rating_count is the "head"; the rest, the tail
-_CACHE_SECONDS = 300
+_TRENDING_SECONDS = 300
 
 
-def _positive_events() -> Q:
-    return Q(kind__in=POSITIVE_KINDS)
-
-
-@functools.cache
-def _history_sql() -> str:
-    quote = connection.ops.quote_name
-    meta = Interaction._meta
-    column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    kinds = ", ".join(["%s"] * len(POSITIVE_KINDS))
-    return (
-        f"SELECT {column['movie']} FROM {quote(meta.db_table)} "
-        f"WHERE {column['user']} = %s AND {column['kind']} IN ({kinds}) "
-        f"ORDER BY {column['occurred_at']} DESC, {column['id']} DESC LIMIT %s"
-    )
-
-
-def user_history_ids(*, user_id: int, limit: int = MAX_HISTORY_EVENTS) -> list[int]:
-    """The user's history as ``Movie`` ids, oldest first, each movie once.
-
-    One query over the ``(user, -occurred_at)`` index: the newest ``limit``
-    positive events, reversed, deduplicated at each movie's first event.
-
-    Every recommendation request runs this, so it is one fixed SQL string
-    rather than a queryset: building and compiling the queryset cost 0.6-1.3
-    ms a call against 0.2 ms for the whole raw query (PostgreSQL, ML-100K
-    users; ``docs/BENCHMARKS.md``). Same SQL as the queryset
-    ``Interaction.objects.filter(kind__in=POSITIVE_KINDS, user_id=...)
-    .order_by("-occurred_at", "-id").values_list("movie_id")[:limit]``
-    (a test holds them equal).
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(_history_sql(), [user_id, *POSITIVE_KINDS, limit])
-        newest_first = [row[0] for row in cursor.fetchall()]
-    seen: set[int] = set()
-    history: list[int] = []
-    for movie_id in reversed(newest_first):
-        if movie_id not in seen:
-            seen.add(movie_id)
-            history.append(movie_id)
-    return history
-
-
-def user_exists(*, user_id: int) -> bool:
-    from django.contrib.auth import get_user_model
-
-    return get_user_model().objects.filter(pk=user_id).exists()
-
-
-def popular_ids(*, n: int, exclude_ids: Ids = frozenset()) -> list[int]:
-    """Most rated movies first (the ``movie_popularity_idx`` index)."""
-    rows = Movie.objects.order_by("-rating_count", "id")
-    if exclude_ids:
-        rows = rows.exclude(pk__in=exclude_ids)
-    return list(rows.values_list("id", flat=True)[:n])
-
-
+# ------------------------------------------------------------------ trending
 def trending_ids(*, n: int, days: int = TRENDING_DAYS) -> list[int]:
-    """Movies with the most positive events in the log's last ``days`` days.
-
-    "Last days" is measured back from the newest event in the log, so an
-    imported data set (MovieLens ends in 1998) still has a trending list.
-    Cached for five minutes: it is the same for everybody. When the window
-    holds fewer than ``n`` movies, the most rated movies fill up.
-    """
+    """Movies with the most positive events in the log's last ``days`` days
+    (measured back from the newest event), topped up with the most rated
+    movies. Cached for five minutes: it is the same for everybody."""
     key = f"recommendations:trending:{n}:{days}"
     cached = cache.get(key)
     if cached is not None:
         return cached
-    newest = Interaction.objects.aggregate(newest=Max("occurred_at"))["newest"]
-    ids: list[int] = []
-    if newest is not None:
-        ids = list(
-            Interaction.objects.filter(
-                _positive_events(), occurred_at__gte=newest - timedelta(days=days)
-            )
-            .values("movie_id")
-            .annotate(events=Count("id"))
-            .order_by("-events", "movie_id")
-            .values_list("movie_id", flat=True)[:n]
-        )
+    ids = learning_selectors.most_active_movie_ids(n=n, days=days)
     if len(ids) < n:
-        ids += popular_ids(n=n - len(ids), exclude_ids=set(ids))
-    cache.set(key, ids, _CACHE_SECONDS)
+        ids += catalog_selectors.popular_ids(n=n - len(ids), exclude_ids=set(ids))
+    cache.set(key, ids, _TRENDING_SECONDS)
     return ids
 
 
-def head_ids() -> frozenset[int]:
-    """Movies in the top ``HEAD_SHARE`` by ``rating_count`` (cached 5 minutes).
-
-    Excluding these from a request leaves the long tail (hidden gems).
-    """
-    key = "recommendations:head-ids"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    total = Movie.objects.count()
-    size = math.ceil(total * HEAD_SHARE)
-    head = frozenset(
-        Movie.objects.order_by("-rating_count", "id").values_list("id", flat=True)[
-            :size
-        ]
-    )
-    cache.set(key, head, _CACHE_SECONDS)
-    return head
-
-
-def long_tail_ids(*, n: int, exclude_ids: Ids = frozenset()) -> list[int]:
-    """The best-rated movies outside the head, for the fallback gems row.
-
-    Ordered by mean rating among movies with at least a few ratings, then by
-    rating count, so "hidden gem" means good and little known.
-    """
-    excluded = set(head_ids()) | set(exclude_ids)
-    rows = (
-        Movie.objects.exclude(pk__in=excluded)
-        .filter(rating_count__gte=3)
-        .order_by("-rating_mean", "-rating_count", "id")
-    )
-    ids = list(rows.values_list("id", flat=True)[:n])
-    if len(ids) < n:  # tiny catalogs: any tail movie
-        ids += list(
-            Movie.objects.exclude(pk__in=excluded | set(ids))
-            .order_by("-rating_count", "id")
-            .values_list("id", flat=True)[: n - len(ids)]
+# ------------------------------------------------------------------ hydration
+def _result(served: Served, movies: Mapping[int, Any], explain: bool) -> FeedResult:
+    items = [
+        FeedItem(
+            movie=movies[movie_id], score=score, reason=reason if explain else None
         )
-    return ids
-
-
-def genre_neighbour_ids(
-    *,
-    anchor_ids: list[int],
-    n: int,
-    exclude_ids: Ids = frozenset(),
-) -> list[int]:
-    """Movies sharing the most genres with ``anchor_ids``, popular first.
-
-    The database-only content fallback: one query counting shared genres.
-    """
-    if not anchor_ids:
-        return popular_ids(n=n, exclude_ids=exclude_ids)
-    genres = Movie.genres.through.objects.filter(movie_id__in=anchor_ids).values(
-        "genre_id"
-    )
-    rows = (
-        Movie.objects.filter(genres__in=genres)
-        .exclude(pk__in=set(exclude_ids) | set(anchor_ids))
-        .annotate(shared=Count("genres"))
-        .order_by("-shared", "-rating_count", "id")
-        .values_list("id", flat=True)[:n]
-    )
-    ids = list(rows)
-    if len(ids) < n:
-        ids += popular_ids(
-            n=n - len(ids), exclude_ids=set(exclude_ids) | set(anchor_ids) | set(ids)
+        for movie_id, score, reason in zip(
+            served.ids, served.scores, served.reasons, strict=True
         )
-    return ids
+        if movie_id in movies
+    ]
+    return FeedResult(items, served.meta)
 
 
-def knowledge_graph_ids(*, movie_id: int, n: int) -> dict[str, list[int]]:
-    """Same director / collection / lead cast / genres, from the catalog tables.
-
-    The fallback of the engine's knowledge graph: four small queries.
-    """
-    from catalog.models import Credit
-
-    movie = Movie.objects.filter(pk=movie_id).values("collection_id").first()
-    if movie is None:
-        return {}
-    others = Movie.objects.exclude(pk=movie_id).order_by("-rating_count", "id")
-    credits = Credit.objects.filter(movie_id=movie_id)
-    directors = credits.filter(role=Credit.Role.DIRECTOR).values("person_id")
-    lead_cast = credits.filter(role=Credit.Role.CAST, order__lt=3).values("person_id")
-    graph = {
-        "director": list(
-            others.filter(
-                credits__role=Credit.Role.DIRECTOR, credits__person_id__in=directors
-            )
-            .distinct()
-            .values_list("id", flat=True)[:n]
-        ),
-        "collection": (
-            list(
-                others.filter(collection_id=movie["collection_id"]).values_list(
-                    "id", flat=True
-                )[:n]
-            )
-            if movie["collection_id"]
-            else []
-        ),
-        "cast": list(
-            others.filter(
-                credits__role=Credit.Role.CAST, credits__person_id__in=lead_cast
-            )
-            .distinct()
-            .values_list("id", flat=True)[:n]
-        ),
-        "genres": genre_neighbour_ids(anchor_ids=[movie_id], n=n),
+def _timed(result: FeedResult, **timings_ms: float) -> FeedResult:
+    timings = {
+        **result.meta.timings_ms,
+        **{k: round(v, 3) for k, v in timings_ms.items()},
     }
-    return graph
+    return FeedResult(result.items, replace(result.meta, timings_ms=timings))
+
+
+def _movie_or_404(movie_id: int) -> None:
+    if not catalog_selectors.movie_exists(movie_id=movie_id):
+        raise ApplicationError(
+            "No such movie.", code=ErrorCode.NOT_FOUND, status_code=404
+        )
+
+
+# ------------------------------------------------------------------ user feed
+def _user_served(
+    serving: Serving,
+    history: list[int],
+    *,
+    n: int,
+    diversity: float | None,
+    exclude_seen: bool,
+    explain: bool,
+    exclude_ids: Iterable[int] = (),
+    what: str = "user feed",
+) -> Served:
+    excluded = list(exclude_ids)
+
+    def fallback() -> tuple[list[int], str | None]:
+        skip = set(excluded) | (set(history) if exclude_seen else set())
+        ids = catalog_selectors.genre_neighbour_ids(
+            anchor_ids=history[-10:], n=n, exclude_ids=skip
+        )
+        return ids, "Popular in genres you watch" if history else "Popular right now"
+
+    return serving.serve(
+        what,
+        lambda engine: engine.recommend(
+            history,
+            n=n,
+            diversity=diversity,
+            exclude_seen=exclude_seen,
+            exclude_ids=tuple(excluded),
+            explain=explain,
+        ),
+        fallback,
+        cache_key=(
+            "user", tuple(history), n, diversity, exclude_seen, explain,
+            tuple(sorted(excluded)),
+        ),
+    )  # fmt: skip
+
+
+def feed_for(
+    *,
+    user_id: int,
+    n: int = DEFAULT_N,
+    diversity: float | None = None,
+    exclude_seen: bool = True,
+    explain: bool = True,
+) -> FeedResult:
+    """The user's recommendations from their current history."""
+    started = time.perf_counter()
+    history = learning_selectors.user_history_ids(user_id=user_id)
+    history_ms = 1e3 * (time.perf_counter() - started)
+    served = _user_served(
+        Serving.open(),
+        history,
+        n=n,
+        diversity=diversity,
+        exclude_seen=exclude_seen,
+        explain=explain,
+    )
+    started = time.perf_counter()
+    result = _result(served, catalog_selectors.movie_cards(served.ids), explain)
+    return _timed(
+        result, history=history_ms, hydrate=1e3 * (time.perf_counter() - started)
+    )
+
+
+# ------------------------------------------------------------------ home page
+def _diverse(ids: Sequence[int], movies: Mapping[int, Any], n: int) -> list[int]:
+    """Greedy genre spread: each pick prefers a movie whose first genre has not
+    been picked yet, in the given (popularity) order."""
+    picked: list[int] = []
+    used: set[str] = set()
+    rest: list[int] = []
+    for movie_id in ids:
+        movie = movies.get(movie_id)
+        if movie is None:
+            continue
+        names = movie.genre_names
+        main = names[0] if names else ""
+        if main not in used and len(picked) < n:
+            used.add(main)
+            picked.append(movie_id)
+        else:
+            rest.append(movie_id)
+    return (picked + rest)[:n]
+
+
+def _reordered(served: Served, ids: list[int]) -> Served:
+    index = {movie_id: i for i, movie_id in enumerate(served.ids)}
+    return served.keep([index[i] for i in ids])
+
+
+def home_rows(*, user_id: int, n: int = ROW_SIZE) -> list[FeedRow]:
+    """The signed-in home page: rows from the user's current history.
+
+    With history: for you; because you watched <latest>; trending; hidden
+    gems from the long tail. Without: a cold-start row (popular movies spread
+    over genres) with a prompt to rate, and trending. Rows do not repeat each
+    other's movies. One WARNING per request when the engine is unavailable.
+    """
+    serving = Serving.open()
+    history = learning_selectors.user_history_ids(user_id=user_id)
+    seen = set(history)
+    planned: list[tuple[str, str, Served, str | None]] = []
+    shown: set[int] = set()
+    movies: dict[int, Any] = {}
+
+    def add(key: str, title: str, served: Served, prompt: str | None = None) -> None:
+        keep = [i for i, movie_id in enumerate(served.ids) if movie_id not in shown][:n]
+        served = served.keep(keep)
+        shown.update(served.ids)
+        planned.append((key, title, served, prompt))
+
+    if history:
+        add(
+            "for_you",
+            "For you",
+            _user_served(serving, history, n=n, diversity=None, exclude_seen=True,
+                         explain=True, what="for-you row"),
+        )  # fmt: skip
+        latest = history[-1]
+        add(
+            "because",
+            "Because you watched",  # the title is completed after hydration
+            _user_served(serving, [latest], n=n, diversity=None, exclude_seen=True,
+                         explain=True, exclude_ids=seen | shown,
+                         what="because-you-watched row"),
+        )  # fmt: skip
+    else:
+        pool = 4 * n
+
+        def cold_fallback() -> tuple[list[int], str | None]:
+            return catalog_selectors.popular_ids(n=pool), "Popular right now"
+
+        cold = serving.serve(
+            "cold-start row", lambda engine: engine.popular(pool), cold_fallback
+        )
+        movies.update(catalog_selectors.movie_cards(cold.ids))  # spread needs genres
+        add(
+            "cold_start",
+            "Popular picks to start with",
+            _reordered(cold, _diverse(cold.ids, movies, n)),
+            prompt="Rate a few movies you have seen and this page becomes yours.",
+        )
+    trending = [i for i in trending_ids(n=n * 4) if i not in seen]
+    add(
+        "trending",
+        "Trending now",
+        Served(
+            trending,
+            [None] * len(trending),
+            ["Trending"] * len(trending),
+            serving.db_meta(),
+        ),
+    )
+    if history:
+        tail_excluded = seen | shown | catalog_selectors.head_ids()
+
+        def gems_fallback() -> tuple[list[int], str | None]:
+            return (
+                catalog_selectors.long_tail_ids(n=n, exclude_ids=seen | shown),
+                "A well-rated film few people have found",
+            )
+
+        add(
+            "hidden_gems",
+            "Hidden gems",
+            serving.serve(
+                "hidden-gems row",
+                lambda engine: engine.recommend(
+                    history, n=n, exclude_seen=True,
+                    exclude_ids=tuple(tail_excluded), explain=True,
+                ),
+                gems_fallback,
+            ),
+        )  # fmt: skip
+    wanted = [i for _, _, served, _ in planned for i in served.ids] + history[-1:]
+    movies.update(catalog_selectors.movie_cards(i for i in wanted if i not in movies))
+    rows = []
+    for key, title, served, prompt in planned:
+        if key == "because" and history[-1] in movies:
+            title = f"Because you watched {movies[history[-1]].title}"
+        result = _result(served, movies, explain=True)
+        if result.items or prompt:
+            rows.append(FeedRow(key, title, result, prompt))
+    return rows
+
+
+# ------------------------------------------------------------------ movie page
+def similar_movies(
+    movie_id: int,
+    *,
+    n: int = DEFAULT_N,
+    diversity: float | None = None,
+    explain: bool = True,
+    enriched: bool = False,
+) -> FeedResult:
+    """Movies like ``movie_id`` (404 ``not_found`` for an unknown movie)."""
+    _movie_or_404(movie_id)
+    return _similar(
+        Serving.open(), movie_id, n=n, diversity=diversity, explain=explain,
+        enriched=enriched,
+    )  # fmt: skip
+
+
+def _similar(
+    serving: Serving,
+    movie_id: int,
+    *,
+    n: int,
+    diversity: float | None,
+    explain: bool,
+    enriched: bool = False,
+) -> FeedResult:
+    def fallback() -> tuple[list[int], str | None]:
+        ids = catalog_selectors.genre_neighbour_ids(anchor_ids=[movie_id], n=n)
+        return ids, "Shares genres with this movie"
+
+    served = serving.serve(
+        f"similar to movie {movie_id}",
+        lambda engine: engine.similar(movie_id, n=n, diversity=diversity),
+        fallback,
+        cache_key=("similar", movie_id, n, diversity),
+    )
+    started = time.perf_counter()
+    movies = catalog_selectors.movie_cards(served.ids, enriched=enriched)
+    return _timed(
+        _result(served, movies, explain),
+        hydrate=1e3 * (time.perf_counter() - started),
+    )
+
+
+RELATION_TITLES = {
+    "director": "From the same director",
+    "collection": "From the same collection",
+    "cast": "With the same lead cast",
+    "genres": "In the same genres",
+}
+
+
+# the engine's knowledge-graph groups -> the API's relation names
+_ENGINE_RELATIONS = {
+    "same_director": "director",
+    "same_collection": "collection",
+    "lead_cast": "cast",
+    "genres": "genres",
+}
+
+
+def _relation_ids(group: Any) -> list[int]:
+    """Ids of one engine group: ``{"names", "items": [{"item_id", ...}]}``."""
+    items = group.get("items", ()) if isinstance(group, Mapping) else group
+    return [
+        int(entry["item_id"] if isinstance(entry, Mapping) else entry)
+        for entry in items or ()
+    ]
+
+
+def knowledge_graph(movie_id: int, *, n: int = DEFAULT_N) -> KnowledgeGraphResult:
+    """Catalog neighbours of ``movie_id``: same director, collection, lead cast,
+    genres (the engine's graph; the catalog tables as the fallback)."""
+    _movie_or_404(movie_id)
+    return _knowledge_graph(Serving.open(), movie_id, n=n)
+
+
+def _engine_graph(
+    engine: Any, movie_id: int, n: int
+) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    raw = engine.knowledge_graph(movie_id, n=n)
+    graph: dict[str, list[int]] = {}
+    shared: dict[str, list[str]] = {}
+    for engine_key, key in _ENGINE_RELATIONS.items():
+        group = raw.get(engine_key) or {}
+        graph[key] = _relation_ids(group)[:n]
+        shared[key] = [str(name) for name in group.get("names", ())]
+    return graph, shared
+
+
+def _knowledge_graph(
+    serving: Serving, movie_id: int, *, n: int
+) -> KnowledgeGraphResult:
+    started = time.perf_counter()
+    answer = serving.ask(
+        f"knowledge graph of movie {movie_id}",
+        lambda engine: _engine_graph(engine, movie_id, n),
+    )
+    elapsed = round(1e3 * (time.perf_counter() - started), 3)
+    meta: FeedMeta
+    if is_answer(answer):
+        graph, shared = answer
+        meta = serving.db_meta(scorer="knowledge_graph", timings_ms={"engine": elapsed})
+    else:
+        graph = catalog_selectors.knowledge_graph_ids(movie_id=movie_id, n=n)
+        shared = {}
+        meta = serving.db_meta(
+            scorer="database",
+            fallback_reason=serving.fallback_reason(),
+            timings_ms={"fallback": elapsed},
+        )
+    movies = catalog_selectors.movie_cards(
+        [movie_id, *(i for ids in graph.values() for i in ids)]
+    )
+    relations = {
+        key: [movies[i] for i in ids if i in movies and i != movie_id]
+        for key, ids in graph.items()
+    }
+    return KnowledgeGraphResult(movies[movie_id], relations, shared, meta)
+
+
+def movie_page_rows(movie_id: int, *, n: int = ROW_SIZE) -> list[FeedRow]:
+    """ "More like this" and "From the same director / collection" for the
+    movie page (404 ``not_found`` for an unknown movie)."""
+    _movie_or_404(movie_id)
+    serving = Serving.open()
+    similar = _similar(serving, movie_id, n=n, diversity=None, explain=True)
+    graph = _knowledge_graph(serving, movie_id, n=n)
+    rows = [FeedRow("similar", "More like this", similar)]
+    for key in ("director", "collection"):
+        movies = graph.relations.get(key) or []
+        if movies:
+            names = graph.shared.get(key) or []
+            title = RELATION_TITLES[key] + (f": {', '.join(names)}" if names else "")
+            items = [FeedItem(m, None, title) for m in movies]
+            rows.append(FeedRow(key, title, FeedResult(items, graph.meta)))
+    return rows

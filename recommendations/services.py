@@ -1,17 +1,47 @@
+"""Writes and use cases of the recommendations app.
+
+- the live feed: ``feed_refresh`` (recompute a user's feed and push it to
+  their open tabs; enqueued by the ``learning.signals.interaction_recorded``
+  receiver connected in ``RecommendationsConfig.ready``) and ``feed_push``;
+- ensemble weights: ``ensemble_weights_propose`` / ``_activate`` (versions
+  in the database), ``ensemble_weights_apply`` (the one place an engine is
+  re-weighted with a version: the serving runtime and the admin API) and
+  ``ensemble_weights_serve`` (the admin API's reload);
+- training: ``model_train`` (``manage.py train``, the Celery task and the
+  periodic retrain).
+
+Everything is published after the transaction that produced it commits.
+"""
+
 from __future__ import annotations
 
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apex_site.errors import ApplicationError
+from recommendations import selectors
+from recommendations.errors import RecommendationsErrorCode as Code
 from recommendations.models import EnsembleWeights
+from recommendations.results import FeedResult
 from recommendations.serving import broadcast
 
+logger = logging.getLogger(__name__)
 
+
+# ------------------------------------------------------------------ live feed
 def feed_group_name(user_id: int) -> str:
     return f"feed.user.{user_id}"
 
@@ -29,9 +59,49 @@ def feed_push(*, user_id: int, payload: dict) -> None:
     transaction.on_commit(send)
 
 
+def feed_payload(result: FeedResult) -> dict[str, Any]:
+    """A feed as plain JSON for the websocket."""
+    meta = result.meta
+    return {
+        "items": [
+            {
+                "id": item.movie.pk,
+                "title": item.movie.title,
+                "year": item.movie.year,
+                "score": item.score,
+                "reason": item.reason,
+            }
+            for item in result.items
+        ],
+        "meta": {
+            "tier": meta.tier,
+            "fallback": meta.fallback,
+            "fallback_reason": meta.fallback_reason,
+            "gate_fired": meta.gate_fired,
+            "scorer": meta.scorer,
+            "artifact_version": meta.artifact_version,
+        },
+    }
+
+
+def feed_refresh(*, user_id: int, n: int = selectors.ROW_SIZE) -> dict[str, Any]:
+    """Recompute the user's feed from their current history and push it to
+    their open tabs. Never raises on a serving failure (the selectors serve
+    the database fallback), so a retried task cannot loop on a broken model.
+    """
+    payload = feed_payload(selectors.feed_for(user_id=user_id, n=n))
+    feed_push(user_id=user_id, payload=payload)
+    logger.info(
+        "feed refreshed",
+        extra={"user_id": user_id, "fallback": payload["meta"]["fallback"]},
+    )
+    return payload
+
+
+# ------------------------------------------------------------------ weights
 @transaction.atomic
-def propose_weights(
-    *, fit: dict[str, Any], created_by=None, notes: str = ""
+def ensemble_weights_propose(
+    *, fit: dict[str, Any], created_by: Any = None, notes: str = ""
 ) -> EnsembleWeights:
     """Store a weight fit (``fit_ensemble_weights``' output) as a proposed version."""
     last = EnsembleWeights.objects.select_for_update().aggregate(v=Max("version"))["v"]
@@ -54,7 +124,7 @@ def propose_weights(
 
 
 @transaction.atomic
-def activate_weights(*, version: int) -> EnsembleWeights:
+def ensemble_weights_activate(*, version: int) -> EnsembleWeights:
     """Make ``version`` the active one; the previous active version is retired.
 
     After the commit the change is announced to every serving process
@@ -72,3 +142,234 @@ def activate_weights(*, version: int) -> EnsembleWeights:
     chosen.save(update_fields=["status", "activated_at"])
     transaction.on_commit(broadcast.announce)
     return chosen
+
+
+def ensemble_weights_apply(*, engine: Any, weights: EnsembleWeights) -> Any:
+    """A new serving engine blending with ``weights`` (the engine is unchanged).
+
+    An empty gate threshold means the gate never fires (``EnsembleWeights``).
+    Raises ``ApplicationError``: ``no_engine`` (503) when ``engine`` cannot be
+    re-weighted, ``weights_rejected`` (422) when the version does not fit the
+    loaded members (e.g. a member without an ONNX graph on tier 2).
+    """
+    if not callable(getattr(engine, "with_weights", None)):
+        raise ApplicationError(
+            "The loaded artifacts have no serving engine.",
+            code=Code.NO_ENGINE,
+            status_code=503,
+        )
+    blend = {name: float(w) for name, w in weights.weights.items()}
+    gate = math.inf if weights.gate_threshold is None else weights.gate_threshold
+    try:
+        return engine.with_weights(blend, gate_threshold=gate)
+    except (ValueError, KeyError) as exc:
+        raise ApplicationError(
+            f"The engine refused weights version {weights.version}: {exc}",
+            code=Code.WEIGHTS_REJECTED,
+            detail={"version": weights.version, "weights": blend},
+            status_code=422,
+        ) from exc
+
+
+def ensemble_weights_serve() -> dict[str, Any]:
+    """Serve the active version in this process now and tell the others
+    (``POST /v1/admin/reload-ensemble-weights``)."""
+    from recommendations.serving.runtime import get_runtime
+
+    started = time.perf_counter()
+    active = EnsembleWeights.objects.filter(
+        status=EnsembleWeights.Status.ACTIVE
+    ).first()
+    if active is None:
+        raise ApplicationError(
+            "No ensemble weights version is active.",
+            code=Code.NO_ACTIVE_WEIGHTS,
+            status_code=409,
+        )
+    runtime = get_runtime()
+    runtime.get()  # loads lazily; ServingUnavailable (503) when it cannot
+    bundle = runtime.replace_payload(
+        lambda engine: ensemble_weights_apply(engine=engine, weights=active)
+    )
+    runtime.mark_seen(broadcast.announce())
+    return {
+        "weights_version": active.version,
+        "weights": {name: float(w) for name, w in active.weights.items()},
+        "gate_threshold": active.gate_threshold,
+        "artifact_version": bundle.version,
+        "duration_ms": round(1e3 * (time.perf_counter() - started), 2),
+        "scope": "all_processes",
+    }
+
+
+def ensemble_weights_active() -> EnsembleWeights | None:
+    return EnsembleWeights.objects.filter(status=EnsembleWeights.Status.ACTIVE).first()
+
+
+# ------------------------------------------------------------------ training
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``model_train`` produced (``skipped``: ``if_missing`` and a
+    current version exists; then only ``artifact_version`` is set)."""
+
+    artifact_version: str
+    activated: bool
+    skipped: bool = False
+    weights_version: int | None = None
+    weights_status: str | None = None
+    metrics: dict[str, Any] | None = None
+    tier_sizes: dict[str, tuple[int, int]] | None = None  # files, bytes
+    seconds: float = 0.0
+
+
+def model_train(
+    *,
+    dataset: str | None = None,
+    gold: str | None = None,
+    profile: str = "quick",
+    seed: int = 1,
+    members: tuple[str, ...] | None = None,
+    device: str = "cpu",
+    time_budget_s: float | None = None,
+    id_field: str = "auto",
+    artifact_version: str | None = None,
+    activate: bool = True,
+    if_missing: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train the ensemble and publish a serving artifact version.
+
+    Data: ``gold`` (the data platform's gold Delta tables), else ``dataset``:
+    ``db`` (the default when the interaction log has events: the positive
+    events of ``learning``, item ids = catalog ``Movie`` pks), ``ml-100k``,
+    a MovieLens folder or a CSV (``user_id,item_id,rating,timestamp``; the
+    MovieLens ids become ``Movie`` pks through ``id_field``, events of movies
+    the catalog lacks are dropped; with no match at all the raw ids are kept,
+    for benchmarks).
+
+    Then: temporal leave-one-out split; the ensemble (``members``, the
+    profile's budget) is fitted on the training events with weights chosen
+    on the validation events; its test-set full-ranking metrics go into the
+    manifest; the fitted weights are stored as a proposed ``EnsembleWeights``
+    version and, with ``activate``, activated; the bundle is written through
+    ``ArtifactStore`` and, with ``activate``, made current. Raises
+    ``ApplicationError`` (``training_failed``) on bad data or an engine error.
+    """
+    from recommendations.engine.data.splits import make_split
+    from recommendations.engine.errors import EngineError
+    from recommendations.engine.evaluation.evaluator import evaluate
+    from recommendations.engine.models.ensemble import Ensemble, EnsembleConfig
+    from recommendations.engine.serving.build import build_bundle
+    from recommendations.engine.training.profiles import trainer_config
+    from recommendations.engine.training.trainer import Trainer
+    from recommendations.serving.artifacts import ArtifactStore
+    from recommendations.serving.catalog_metadata import build_item_metadata
+    from recommendations.training_data import training_interactions
+
+    say = progress or (lambda message: logger.info(message))
+    store = ArtifactStore(settings.APEX_ARTIFACTS_DIR)
+    if if_missing:
+        root = Path(settings.APEX_ARTIFACTS_DIR)
+        current = store.current_version() if root.is_dir() else None
+        if current is not None:
+            say(f"artifact version {current} is current; not training")
+            return TrainResult(artifact_version=current, activated=False, skipped=True)
+    started = time.perf_counter()
+    try:
+        data = training_interactions(dataset=dataset, gold=gold, id_field=id_field)
+        split = make_split(data, "loo")
+        say(
+            f"data: {data.name}: {data.n_users} users, {data.n_items} items, "
+            f"{data.n_events} events; splits {split.sizes()}"
+        )
+        overrides: dict[str, Any] = {}
+        if members:
+            overrides["members"] = tuple(members)
+        if time_budget_s:
+            overrides["time_budget_s"] = time_budget_s
+        model = Ensemble(EnsembleConfig.for_profile(profile, **overrides))
+        trainer = Trainer(trainer_config(Ensemble, profile, seed=seed, device=device))
+        say(f"training {', '.join(model.config.members)} ({profile} profile)...")
+        report = model.fit(split.train, split.validation_task(), trainer)
+        rounded = {k: round(v, 3) for k, v in model.weight_dict().items()}
+        say(f"trained in {report.train_seconds:.0f} s; weights {rounded}")
+        result = evaluate(
+            model, split.test_task(), item_counts=split.train.item_counts()
+        )
+        metrics = {
+            "protocol": "temporal leave-one-out, full ranking, test events",
+            **{k: round(result.mean(k), 4) for k in sorted(result.full)},
+        }
+        meta = build_item_metadata(split.train.items.ids)
+    except (EngineError, ValueError) as exc:
+        raise ApplicationError(str(exc), code=Code.TRAINING_FAILED) from exc
+
+    fit = _weight_fit(model, data, split, seed=seed, profile=profile)
+    weights = ensemble_weights_propose(fit=fit, notes="model_train")
+    if activate:
+        weights = ensemble_weights_activate(version=weights.version)
+
+    staging = store.begin_version(artifact_version)
+    try:
+        fields = build_bundle(
+            staging, train=split.train, ensemble=model, metadata=meta,
+            profile=profile, seed=seed, metrics=metrics,
+        )  # fmt: skip
+        fields["notes"]["ensemble_weights_version"] = weights.version
+        fields["data_snapshot"]["source"] = data.name
+        manifest = store.commit(staging, fields)
+    except Exception:
+        store.abort(staging)
+        raise
+    if activate:
+        store.set_current(manifest.version)
+    sizes = {
+        str(tier): (len(files), sum(manifest.files[f].size for f in files))
+        for tier, files in manifest.tiers.items()
+    }
+    elapsed = time.perf_counter() - started
+    logger.info(
+        "model trained",
+        extra={
+            "artifact_version": manifest.version,
+            "weights_version": weights.version,
+            "activated": activate,
+            "seconds": round(elapsed, 1),
+        },
+    )
+    return TrainResult(
+        artifact_version=manifest.version,
+        activated=activate,
+        weights_version=weights.version,
+        weights_status=weights.status,
+        metrics=metrics,
+        tier_sizes=sizes,
+        seconds=elapsed,
+    )
+
+
+def _weight_fit(
+    model: Any, data: Any, split: Any, *, seed: int, profile: str
+) -> dict[str, Any]:
+    """What ``ensemble_weights_propose`` stores (as ``fit_ensemble_weights``)."""
+    from recommendations.engine.jsonable import to_jsonable
+
+    selection = model.selection
+    fit = {
+        "weights": model.weight_dict(),
+        "normalisation": model.normalisation,
+        "objective": model.config.objective,
+        "estimated_value": selection.value if selection else None,
+        "estimates": selection.estimates if selection else {},
+        "gate": model.gate.as_dict() if model.gate else None,
+        "fitted_on": {
+            **data.describe(),
+            "protocol": "loo (weights chosen on the validation events)",
+            "splits": split.sizes(),
+            "seed": seed,
+            "profile": profile,
+            "command": "model_train",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    }
+    return to_jsonable(fit, finite=True)

@@ -1,6 +1,6 @@
 """Recommendation pages: the signed-in home feed and the movie page's rows.
 
-Both are server-rendered from ``recommendations.feeds``, which never raises on
+Both are server-rendered from ``recommendations.selectors``, which never raises on
 a serving failure (it serves a database fallback), so these pages do not 500
 when artifacts are missing or the engine fails.
 """
@@ -11,7 +11,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from apex_site.errors import ApplicationError
-from recommendations import feeds
+from recommendations import selectors
 
 
 def home(request):
@@ -20,7 +20,11 @@ def home(request):
     The feed is computed from the interaction log on every load, so a rating
     made on a movie page shows in the rows on the next visit.
     """
-    rows = feeds.home_rows(request.user) if request.user.is_authenticated else []
+    rows = (
+        selectors.home_rows(user_id=request.user.pk)
+        if request.user.is_authenticated
+        else []
+    )
     return render(request, "home.html", {"rows": rows})
 
 
@@ -28,7 +32,7 @@ def movie_rows(request, movie_id: int):
     """ "More like this" and "From the same director / collection" as an htmx
     fragment, loaded by the movie page after it renders."""
     try:
-        rows = feeds.movie_page_rows(movie_id)
+        rows = selectors.movie_page_rows(movie_id)
     except ApplicationError as exc:
         if exc.status_code == 404:
             raise Http404(exc.message) from None

@@ -4,6 +4,9 @@ Every value comes from the environment (see ``.env.example``). With no variable
 set, APEX runs in its *embedded default*: a SQLite file, Celery tasks executed
 in-process, an in-memory channel layer and a local-memory cache. Setting
 ``DATABASE_URL`` and ``REDIS_URL`` switches to PostgreSQL and Redis.
+
+Each outside service and subsystem has its own module in ``integrations/``;
+this file holds Django itself and the product's own settings.
 """
 
 from __future__ import annotations
@@ -12,21 +15,17 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from celery.schedules import crontab
-
-from .environment import (
-    env_bool,
-    env_choice,
-    env_database,
-    env_int,
-    env_list,
-    env_redis_url,
-    env_str,
-)
-
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-DATA_DIR = Path(env_str("APEX_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+from .environment import env_bool, env_int, env_list, env_str
+from .integrations.cache import *  # noqa: F403
+from .integrations.celery import *  # noqa: F403
+from .integrations.channels import *  # noqa: F403
+from .integrations.database import *  # noqa: F403
+from .integrations.database import DATABASES
+from .integrations.engine import *  # noqa: F403
+from .integrations.logging import *  # noqa: F403
+from .integrations.redis import *  # noqa: F403
+from .integrations.redis import REDIS_URL
+from .paths import BASE_DIR, DATA_DIR
 
 # ------------------------------------------------------------------ core
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -44,6 +43,13 @@ def _embedded_secret_key() -> str:
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or _embedded_secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# "production" when both outside services are configured; shown by the status API.
+RUN_MODE = (
+    "production"
+    if REDIS_URL and "postgresql" in DATABASES["default"]["ENGINE"]
+    else "embedded"
+)
 
 ROOT_URLCONF = "apex_site.urls"
 ASGI_APPLICATION = "apex_site.asgi.application"
@@ -107,86 +113,6 @@ TEMPLATES = [
         },
     },
 ]
-
-# ------------------------------------------------------------------ database
-DATABASES = {
-    "default": env_database("DATABASE_URL")
-    or {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "apex.sqlite3",
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-    }
-}
-if "postgresql" in DATABASES["default"]["ENGINE"] and env_bool("APEX_DB_POOL", True):
-    # Under ASGI every request runs its sync code in a fresh thread, so Django's
-    # thread-local persistent connections are never reused: without a pool each
-    # request opens a new PostgreSQL connection (~5-10 ms). psycopg's pool fixes
-    # that (Django >= 5.1); it needs CONN_MAX_AGE = 0 and checks connections itself.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env_int("APEX_DB_POOL_MIN", 2, minimum=0),
-        "max_size": env_int("APEX_DB_POOL_MAX", 20, minimum=1),
-        "timeout": 10,
-    }
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 60, minimum=0)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-
-# ------------------------------------------------------------ redis, cache, channels
-REDIS_URL = env_redis_url("REDIS_URL")
-RUN_MODE = (
-    "production"
-    if REDIS_URL and "postgresql" in DATABASES["default"]["ENGINE"]
-    else "embedded"
-)
-
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "apex_site.cache.SharedRedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "apex",
-        }
-    }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "apex:channels"},
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-# ------------------------------------------------------------------ celery
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
-# Without a broker there is no worker: run tasks in-process, as the embedded
-# mode promises. APEX_CELERY_EAGER overrides in either direction.
-CELERY_TASK_ALWAYS_EAGER = env_bool("APEX_CELERY_EAGER", REDIS_URL is None)
-CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_RESULT_EXPIRES = timedelta(hours=6)
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
-APEX_HEARTBEAT_SECONDS = env_int("APEX_HEARTBEAT_SECONDS", 30, minimum=1)
-CELERY_BEAT_SCHEDULE = {
-    "platform-heartbeat": {
-        "task": "platform.record_heartbeat",
-        "schedule": APEX_HEARTBEAT_SECONDS,
-        "options": {"queue": "default", "expires": APEX_HEARTBEAT_SECONDS},
-    },
-    # New interaction-log rows to the lake's landing zone for the Spark ETL.
-    "learning-export-events": {
-        "task": "learning.export_events",
-        "schedule": crontab(minute=15, hour=2),
-        "options": {"queue": "default"},
-    },
-}
 
 # ------------------------------------------------------------------ auth
 AUTH_PASSWORD_VALIDATORS = [
@@ -280,42 +206,3 @@ APEX_SEARCH_INDEX_DIR = Path(
 APEX_SEARCH_TORCH_THREADS = env_int("APEX_SEARCH_TORCH_THREADS", 1, minimum=1)
 # The lake the ETL reads; `manage.py export_events` writes <lake>/landing/events/.
 APEX_LAKE_DIR = Path(env_str("APEX_LAKE_DIR", str(DATA_DIR / "lake"))).resolve()
-
-# ------------------------------------------------------------------ serving
-# Trained artifacts: <dir>/<version>/ with manifest.json, and a `current` pointer.
-APEX_ARTIFACTS_DIR = Path(
-    env_str("APEX_ARTIFACTS_DIR", str(BASE_DIR / "artifacts"))
-).resolve()
-# Serving tier: auto (detect) or 1/2/3, pytorch/onnx/content, tier1/tier2/tier3.
-APEX_SERVING_TIER = env_choice(
-    "APEX_SERVING_TIER",
-    "auto",
-    ("auto", "1", "2", "3", "tier1", "tier2", "tier3", "pytorch", "onnx", "content"),
-)
-# Detection thresholds: free VRAM for tier 1, total RAM for tier 2 (MiB).
-APEX_SERVING_MIN_VRAM_MB = env_int("APEX_SERVING_MIN_VRAM_MB", 8192, minimum=0)
-APEX_SERVING_MIN_RAM_MB = env_int("APEX_SERVING_MIN_RAM_MB", 8192, minimum=0)
-# Engine answers cached per process (entries, LRU; 0 = off): see
-# recommendations/serving/result_cache.py.
-APEX_RESULT_CACHE_SIZE = env_int("APEX_RESULT_CACHE_SIZE", 20000, minimum=0)
-# How often a serving process checks whether another one was told to reload
-# (recommendations/serving/broadcast.py); 0 = never.
-APEX_RELOAD_POLL_SECONDS = env_int("APEX_RELOAD_POLL_SECONDS", 2, minimum=0)
-
-# ------------------------------------------------------------------ logging
-LOG_LEVEL = env_choice(
-    "APEX_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-)
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "celery": {"level": LOG_LEVEL},
-    },
-}

@@ -3,8 +3,9 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, REDIS_URL
 from .environment import env_bool, env_int, env_str
+from .integrations.database import DATABASES
+from .integrations.redis import REDIS_URL
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:

@@ -1,11 +1,15 @@
 """Start-up refuses malformed configuration, naming the variable."""
 
+import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from apex_site.settings import integrations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,3 +144,32 @@ def test_the_middleware_chain_runs_synchronously_under_asgi():
     assert response.status_code == 404
     # request_started + the chain + request_finished; ~20 more without it.
     assert len(calls) <= 6, calls
+
+
+INTEGRATIONS = sorted(m.name for m in pkgutil.iter_modules(integrations.__path__))
+
+
+def _settings_module(name: str):
+    return importlib.import_module(f"apex_site.settings.{name}")
+
+
+@pytest.mark.parametrize("name", INTEGRATIONS)
+def test_base_gets_every_setting_an_integration_module_defines(name):
+    """base.py star-imports each integrations/ module, so a setting left out of
+    the module's ``__all__``, or a module base.py forgets, silently vanishes."""
+    base = _settings_module("base")
+    module = _settings_module(f"integrations.{name}")
+    modules = [_settings_module("paths")]
+    modules += [_settings_module(f"integrations.{n}") for n in INTEGRATIONS]
+    owners = {setting: owner for owner in modules for setting in owner.__all__}
+    borrowed = {  # e.g. REDIS_URL, imported from integrations/redis.py
+        setting
+        for setting, value in vars(module).items()
+        if setting in owners
+        and owners[setting] is not module
+        and value is getattr(owners[setting], setting)
+    }
+    defined = {setting for setting in vars(module) if setting.isupper()} - borrowed
+    assert defined == set(module.__all__)
+    for setting in module.__all__:
+        assert getattr(base, setting, None) is getattr(module, setting), setting

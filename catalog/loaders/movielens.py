@@ -23,6 +23,7 @@ from django.db import transaction
 
 from apex_site.errors import ApplicationError
 from catalog import services
+from catalog.errors import CatalogErrorCode
 from catalog.loaders.report import LoadReport, Progress
 from catalog.matching import TitleYearIndex, display_title, match_key
 from catalog.models import Movie
@@ -92,27 +93,27 @@ def read_release(
     except ml.MalformedFileError as exc:
         raise ApplicationError(
             f"{exc.path}, line {exc.line}: {exc.reason}. Nothing was loaded.",
-            code="malformed_file",
+            code=CatalogErrorCode.MALFORMED_FILE,
             detail={"file": exc.path, "line": exc.line, "reason": exc.reason},
         ) from exc
     except MalformedRowError as exc:
         raise ApplicationError(
             f"{exc.path}, line {exc.line}: {exc.reason}. Nothing was loaded; fix "
             "the file or pass --skip-malformed to load the other rows.",
-            code="malformed_row",
+            code=CatalogErrorCode.MALFORMED_ROW,
             detail={"file": exc.path, "line": exc.line, "reason": exc.reason},
         ) from exc
     except ml.EmptyReleaseError as exc:
         raise ApplicationError(
             f"{exc}; nothing was loaded.",
-            code="empty_release",
+            code=CatalogErrorCode.EMPTY_RELEASE,
             detail={"file": exc.path, "table": exc.table, "reason": exc.reason},
         ) from exc
     except ml.WrongLayoutError as exc:
         raise ApplicationError(
             f"{exc}. Pass the --dataset that matches the folder, or a folder "
             f"holding {dataset}.",
-            code="wrong_layout",
+            code=CatalogErrorCode.WRONG_LAYOUT,
             detail={
                 "folder": exc.folder,
                 "expected": exc.expected_files,

@@ -24,6 +24,7 @@ from django.db import transaction
 
 from apex_site.errors import ApplicationError
 from catalog import services
+from catalog.errors import CatalogErrorCode
 from catalog.loaders.report import LoadReport, Progress
 from catalog.matching import TitleYearIndex
 from catalog.models import Credit, Movie, Person
@@ -79,7 +80,7 @@ def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise ApplicationError(
-            f"{path}: {exc.strerror}", code="file_unreadable"
+            f"{path}: {exc.strerror}", code=CatalogErrorCode.FILE_UNREADABLE
         ) from exc
     with handle:
         reader = csv.DictReader(handle)
@@ -104,7 +105,7 @@ def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
 def _file_error(path: Path, line: int, reason: str) -> ApplicationError:
     return ApplicationError(
         f"{path}, line {line}: {reason}. Nothing was loaded.",
-        code="malformed_file",
+        code=CatalogErrorCode.MALFORMED_FILE,
         detail={"file": str(path), "line": line, "reason": reason},
     )
 
@@ -254,7 +255,7 @@ def _malformed(exc: MalformedRow, table, skip_malformed: bool) -> None:
     if not skip_malformed:
         raise ApplicationError(
             f"{exc}. Nothing was loaded; fix the file or pass --skip-malformed.",
-            code="malformed_row",
+            code=CatalogErrorCode.MALFORMED_ROW,
             detail={"file": str(exc.path), "line": exc.line, "reason": exc.reason},
         )
     table.read += 1

@@ -26,6 +26,7 @@ from django.db import transaction
 
 from apex_site.errors import ApplicationError
 from catalog import services
+from catalog.errors import CatalogErrorCode
 from catalog.loaders.report import LoadReport, Progress
 from catalog.matching import title_keys
 from catalog.models import Collection, Credit, Movie, Person
@@ -63,7 +64,9 @@ class TmdbClient:
         timeout: float = 10.0,
     ) -> None:
         if not api_key:
-            raise ApplicationError("TMDB_API_KEY is not set.", code="tmdb_no_key")
+            raise ApplicationError(
+                "TMDB_API_KEY is not set.", code=CatalogErrorCode.TMDB_NO_KEY
+            )
         self.api_key = api_key
         self.cache_dir = cache_dir
         self.interval = 1.0 / requests_per_second
@@ -118,11 +121,13 @@ class TmdbClient:
                 return None
             if status == 401:
                 raise ApplicationError(
-                    "TMDB rejected the API key (401).", code="tmdb_unauthorized"
+                    "TMDB rejected the API key (401).",
+                    code=CatalogErrorCode.TMDB_UNAUTHORIZED,
                 )
             if status != 429 and status < 500 and status != 0:
                 raise ApplicationError(
-                    f"TMDB answered {status} for {path}.", code="tmdb_error"
+                    f"TMDB answered {status} for {path}.",
+                    code=CatalogErrorCode.TMDB_ERROR,
                 )
             if attempt == self.max_retries:
                 break
@@ -138,7 +143,7 @@ class TmdbClient:
             self.sleep(delay)
         raise ApplicationError(
             f"TMDB did not answer {path} after {self.max_retries + 1} tries.",
-            code="tmdb_unavailable",
+            code=CatalogErrorCode.TMDB_UNAVAILABLE,
         )
 
     def _store(self, path: Path, data: dict | None) -> None:

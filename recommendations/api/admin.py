@@ -1,9 +1,9 @@
 """``POST /v1/admin/reload-ensemble-weights`` (staff only).
 
-Loads the active ``EnsembleWeights`` version (weights and gate threshold)
-from the database into the engine this process serves:
-``engine.with_weights(...)`` builds a new engine beside the old one and the
-runtime swaps the bundle's payload in one reference rebinding
+A thin view over ``services.ensemble_weights_serve``: loads the active
+``EnsembleWeights`` version (weights and gate threshold) from the database
+into the engine this process serves: ``services.ensemble_weights_apply``
+builds a new engine beside the old one and the runtime swaps the bundle's payload in one reference rebinding
 (``ServingRuntime.replace_payload``), so requests in flight finish on the old
 weights. Like ``/v1/artifacts/reload`` it then announces the change, and
 every other serving process re-weights within ``APEX_RELOAD_POLL_SECONDS``
@@ -12,19 +12,14 @@ every other serving process re-weights within ``APEX_RELOAD_POLL_SECONDS``
 
 from __future__ import annotations
 
-import math
-import time
-
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apex_site.errors import ApplicationError, ErrorSerializer
-from recommendations.models import EnsembleWeights
-from recommendations.serving import broadcast
-from recommendations.serving.runtime import get_runtime
+from apex_site.errors import ErrorSerializer
+from recommendations import services
 
 
 class ReloadWeightsOutputSerializer(serializers.Serializer):
@@ -86,48 +81,4 @@ class ReloadEnsembleWeightsApi(APIView):
         ],
     )
     def post(self, request):
-        started = time.perf_counter()
-        active = EnsembleWeights.objects.filter(
-            status=EnsembleWeights.Status.ACTIVE
-        ).first()
-        if active is None:
-            raise ApplicationError(
-                "No ensemble weights version is active.",
-                code="no_active_weights",
-                status_code=status.HTTP_409_CONFLICT,
-            )
-        runtime = get_runtime()
-        runtime.get()  # loads lazily; ServingUnavailable (503) when it cannot
-        weights = {name: float(w) for name, w in active.weights.items()}
-        # an empty threshold means the gate never fires (EnsembleWeights' doc)
-        gate = math.inf if active.gate_threshold is None else active.gate_threshold
-
-        def with_active_weights(engine):
-            if not callable(getattr(engine, "with_weights", None)):
-                raise ApplicationError(
-                    "The loaded artifacts have no serving engine.",
-                    code="no_engine",
-                    status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                )
-            try:
-                return engine.with_weights(weights, gate_threshold=gate)
-            except (ValueError, KeyError) as exc:
-                raise ApplicationError(
-                    f"The engine refused weights version {active.version}: {exc}",
-                    code="weights_rejected",
-                    detail={"version": active.version, "weights": weights},
-                    status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
-                ) from exc
-
-        bundle = runtime.replace_payload(with_active_weights)
-        runtime.mark_seen(broadcast.announce())
-        return Response(
-            {
-                "weights_version": active.version,
-                "weights": weights,
-                "gate_threshold": active.gate_threshold,
-                "artifact_version": bundle.version,
-                "duration_ms": round(1e3 * (time.perf_counter() - started), 2),
-                "scope": "all_processes",
-            }
-        )
+        return Response(services.ensemble_weights_serve())

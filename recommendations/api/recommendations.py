@@ -4,14 +4,13 @@ Authentication as the rest of ``/v1`` (JWT, API key, session). A user reads
 their own recommendations only; staff read anybody's. Every response carries
 ``meta`` (tier, fallback flag and reason, uncertainty gate, scorer, artifact
 version, timings), and a serving failure is a 200 with ``meta.fallback`` true,
-never a 500 (see ``recommendations.feeds``).
+never a 500 (see ``recommendations/serving/policy.py``).
 """
 
 from __future__ import annotations
 
 import math
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -24,15 +23,16 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apex_site.errors import ApplicationError, ErrorSerializer
+from accounts import selectors as accounts_selectors
+from apex_site.errors import ApplicationError, ErrorCode, ErrorSerializer
 from catalog import selectors as catalog_selectors
-from recommendations import feeds
+from recommendations import selectors
 
 
 # ------------------------------------------------------------------ input
 class RecommendationParamsSerializer(serializers.Serializer):
     n = serializers.IntegerField(
-        min_value=1, max_value=100, default=feeds.DEFAULT_N, help_text="List length"
+        min_value=1, max_value=100, default=selectors.DEFAULT_N, help_text="List length"
     )
     diversity = serializers.FloatField(
         min_value=0.0,
@@ -62,7 +62,10 @@ class SimilarParamsSerializer(RecommendationParamsSerializer):
 
 class KnowledgeGraphParamsSerializer(serializers.Serializer):
     n = serializers.IntegerField(
-        min_value=1, max_value=100, default=feeds.DEFAULT_N, help_text="Per relation"
+        min_value=1,
+        max_value=100,
+        default=selectors.DEFAULT_N,
+        help_text="Per relation",
     )
 
 
@@ -315,14 +318,13 @@ class UserRecommendationsApi(APIView):
                 "You can read your own recommendations only."
             )
         params = _params(RecommendationParamsSerializer, request)
-        user = (
-            request.user
-            if user_id == request.user.pk
-            else get_user_model().objects.filter(pk=user_id).only("id").first()
-        )
-        if user is None:
-            raise ApplicationError("No such user.", code="not_found", status_code=404)
-        result = feeds.feed_for(user, **params)
+        if user_id != request.user.pk and not accounts_selectors.user_exists(
+            user_id=user_id
+        ):
+            raise ApplicationError(
+                "No such user.", code=ErrorCode.NOT_FOUND, status_code=404
+            )
+        result = selectors.feed_for(user_id=user_id, **params)
         body = {"user_id": user_id, "items": result.items, "meta": result.meta}
         context = {"request": request, "explain": params["explain"]}
         return Response(UserRecommendationsSerializer(body, context=context).data)
@@ -362,7 +364,7 @@ class SimilarMoviesApi(APIView):
     )
     def get(self, request, movie_id: int):
         params = _params(SimilarParamsSerializer, request)
-        result = feeds.similar_movies(movie_id, **params, enriched=self.enriched)
+        result = selectors.similar_movies(movie_id, **params, enriched=self.enriched)
         body = {"movie_id": movie_id, "items": result.items, "meta": result.meta}
         context = {"request": request, "explain": params["explain"]}
         return Response(self.output(body, context=context).data)
@@ -459,7 +461,9 @@ class KnowledgeGraphApi(APIView):
     )
     def get(self, request, movie_id: int):
         params = _params(KnowledgeGraphParamsSerializer, request)
-        graph = feeds.knowledge_graph(movie_id, n=params["n"])
-        relations = {key: graph.relations.get(key, []) for key in feeds.RELATION_TITLES}
+        graph = selectors.knowledge_graph(movie_id, n=params["n"])
+        relations = {
+            key: graph.relations.get(key, []) for key in selectors.RELATION_TITLES
+        }
         body = {"movie": graph.movie, "relations": relations, "meta": graph.meta}
         return Response(KnowledgeGraphSerializer(body).data)

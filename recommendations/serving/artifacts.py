@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rest_framework import status
 
 from apex_site.errors import ApplicationError
+from recommendations.errors import RecommendationsErrorCode
 
 MANIFEST_NAME = "manifest.json"
 CURRENT_LINK = "current"
@@ -50,7 +51,7 @@ class ArtifactRootMissing(ArtifactError):
         super().__init__(
             f"The artifacts folder {root} does not exist: train a model first "
             "(manage.py train) or set APEX_ARTIFACTS_DIR.",
-            code="artifacts_root_missing",
+            code=RecommendationsErrorCode.ARTIFACTS_ROOT_MISSING,
             detail={"root": str(root)},
         )
 
@@ -59,7 +60,7 @@ class NoCurrentVersion(ArtifactError):
     def __init__(self, root: Path) -> None:
         super().__init__(
             f"No current artifact version in {root}.",
-            code="no_current_artifacts",
+            code=RecommendationsErrorCode.NO_CURRENT_ARTIFACTS,
             detail={"root": str(root)},
         )
 
@@ -70,7 +71,7 @@ class ArtifactVersionNotFound(ArtifactError):
     def __init__(self, root: Path, version: str) -> None:
         super().__init__(
             f"No artifact version {version!r} in {root}.",
-            code="artifact_version_not_found",
+            code=RecommendationsErrorCode.ARTIFACT_VERSION_NOT_FOUND,
             detail={"root": str(root), "version": version},
         )
 
@@ -79,7 +80,7 @@ class ArtifactManifestError(ArtifactError):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(
             f"The manifest {path} is unreadable: {reason}",
-            code="artifact_manifest_invalid",
+            code=RecommendationsErrorCode.ARTIFACT_MANIFEST_INVALID,
             detail={"path": str(path), "reason": reason},
         )
 
@@ -88,7 +89,7 @@ class ArtifactCommitError(ArtifactError):
     status_code = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, **detail: Any) -> None:
-        super().__init__(message, code="artifact_commit_failed", detail=detail)
+        super().__init__(message, code=RecommendationsErrorCode.ARTIFACT_COMMIT_FAILED, detail=detail)
 
 
 # ---------------------------------------------------------------- manifest

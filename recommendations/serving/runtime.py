@@ -33,6 +33,7 @@ from typing import Any
 from rest_framework import status
 
 from apex_site.errors import ApplicationError
+from recommendations.errors import RecommendationsErrorCode
 
 from .artifacts import ArtifactStore, Manifest, read_manifest, verify_dir
 from .tiers import (
@@ -60,29 +61,30 @@ def default_loader(version_dir: Path, manifest: Manifest, tier: TierDecision) ->
 
 
 def with_active_weights(engine: Any) -> Any:
-    """Blend with the admin's active ``EnsembleWeights`` version when it fits.
+    """Blend with the admin's active ``EnsembleWeights`` version when it fits
+    (``services.ensemble_weights_apply``, as the admin API).
 
-    A version that names members the bundle cannot serve (e.g. a member
-    without an ONNX graph on tier 2) is not applied: the bundle's own weights
-    stay, with one WARNING.
+    A version that does not fit the bundle (e.g. a member without an ONNX
+    graph on tier 2) is not applied: the bundle's own weights stay, with one
+    WARNING; so does an unreadable database (serving must not stop).
     """
-    from recommendations.models import EnsembleWeights
+    from recommendations import services
 
     try:
-        active = EnsembleWeights.objects.filter(status="active").first()
+        active = services.ensemble_weights_active()
     except Exception as exc:  # noqa: BLE001 - no database must not stop serving
         logger.warning("could not read the active ensemble weights: %s", exc)
         return engine
     if active is None:
         return engine
     try:
-        return engine.with_weights(active.weights, gate_threshold=active.gate_threshold)
-    except ValueError as exc:
+        return services.ensemble_weights_apply(engine=engine, weights=active)
+    except ApplicationError as exc:
         logger.warning(
             "active ensemble weights v%s do not fit this artifact version (%s); "
             "serving the weights it was built with",
             active.version,
-            exc,
+            exc.message,
         )
         return engine
 
@@ -111,7 +113,7 @@ class ArtifactLoadFailed(ApplicationError):
     def __init__(self, version: str, reason: str, active: str | None) -> None:
         super().__init__(
             f"Artifact version {version!r} could not be loaded: {reason}",
-            code="artifact_load_failed",
+            code=RecommendationsErrorCode.ARTIFACT_LOAD_FAILED,
             detail={"version": version, "reason": reason, "active_version": active},
         )
 
@@ -120,7 +122,9 @@ class ServingUnavailable(ApplicationError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
     def __init__(self, message: str, detail: Any = None) -> None:
-        super().__init__(message, code="serving_unavailable", detail=detail)
+        super().__init__(
+            message, code=RecommendationsErrorCode.SERVING_UNAVAILABLE, detail=detail
+        )
 
 
 @dataclass(frozen=True)

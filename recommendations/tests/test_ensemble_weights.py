@@ -37,24 +37,24 @@ def staff(db) -> User:
 
 
 def test_versions_are_numbered_and_validated() -> None:
-    v1 = services.propose_weights(fit=_fit({"sasrec": 0.6, "lightgcn": 0.4}))
-    v2 = services.propose_weights(fit=_fit({"kan": 1.0}))
+    v1 = services.ensemble_weights_propose(fit=_fit({"sasrec": 0.6, "lightgcn": 0.4}))
+    v2 = services.ensemble_weights_propose(fit=_fit({"kan": 1.0}))
     assert (v1.version, v2.version) == (1, 2)
     assert v1.status == EnsembleWeights.Status.PROPOSED
     assert v1.gate_threshold == 0.3
     with pytest.raises(ValidationError, match="sum to 1"):
-        services.propose_weights(fit=_fit({"sasrec": 0.6}))
+        services.ensemble_weights_propose(fit=_fit({"sasrec": 0.6}))
     with pytest.raises(ValidationError, match="unknown model"):
-        services.propose_weights(fit=_fit({"nope": 1.0}))
+        services.ensemble_weights_propose(fit=_fit({"nope": 1.0}))
     with pytest.raises(ValidationError, match=">= 0"):
-        services.propose_weights(fit=_fit({"sasrec": 1.5, "kan": -0.5}))
+        services.ensemble_weights_propose(fit=_fit({"sasrec": 1.5, "kan": -0.5}))
 
 
 def test_only_one_active_version_at_a_time() -> None:
-    v1 = services.propose_weights(fit=_fit({"sasrec": 1.0}))
-    v2 = services.propose_weights(fit=_fit({"kan": 1.0}))
-    services.activate_weights(version=v1.version)
-    services.activate_weights(version=v2.version)
+    v1 = services.ensemble_weights_propose(fit=_fit({"sasrec": 1.0}))
+    v2 = services.ensemble_weights_propose(fit=_fit({"kan": 1.0}))
+    services.ensemble_weights_activate(version=v1.version)
+    services.ensemble_weights_activate(version=v2.version)
     v1.refresh_from_db()
     v2.refresh_from_db()
     assert v1.status == "retired" and v2.status == "active"
@@ -69,19 +69,23 @@ def test_activation_is_announced_to_the_serving_processes_after_commit(
 ) -> None:
     from recommendations.serving import broadcast
 
-    v1 = services.propose_weights(fit=_fit({"sasrec": 1.0}))
+    v1 = services.ensemble_weights_propose(fit=_fit({"sasrec": 1.0}))
     before = broadcast.current_generation() or 0
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        services.activate_weights(version=v1.version)
+        services.ensemble_weights_activate(version=v1.version)
         assert broadcast.current_generation() in (None, before)  # not before commit
     assert len(callbacks) == 1
     assert broadcast.current_generation() == before + 1
 
 
 def test_admin_compare_then_activate(client, staff) -> None:
-    v1 = services.propose_weights(fit=_fit({"sasrec": 0.7, "lightgcn": 0.3}, 0.81))
-    v2 = services.propose_weights(fit=_fit({"kan": 0.5, "lightgcn": 0.5}, 0.92))
-    services.activate_weights(version=v1.version)
+    v1 = services.ensemble_weights_propose(
+        fit=_fit({"sasrec": 0.7, "lightgcn": 0.3}, 0.81)
+    )
+    v2 = services.ensemble_weights_propose(
+        fit=_fit({"kan": 0.5, "lightgcn": 0.5}, 0.92)
+    )
+    services.ensemble_weights_activate(version=v1.version)
     client.force_login(staff)
 
     listing = client.get(CHANGELIST)
@@ -112,8 +116,8 @@ def test_admin_compare_then_activate(client, staff) -> None:
 
 
 def test_admin_refuses_activating_two_at_once(client, staff) -> None:
-    v1 = services.propose_weights(fit=_fit({"sasrec": 1.0}))
-    v2 = services.propose_weights(fit=_fit({"kan": 1.0}))
+    v1 = services.ensemble_weights_propose(fit=_fit({"sasrec": 1.0}))
+    v2 = services.ensemble_weights_propose(fit=_fit({"kan": 1.0}))
     client.force_login(staff)
     response = client.post(
         CHANGELIST,
@@ -125,7 +129,7 @@ def test_admin_refuses_activating_two_at_once(client, staff) -> None:
 
 
 def test_admin_add_form_numbers_the_version(client, staff) -> None:
-    services.propose_weights(fit=_fit({"sasrec": 1.0}))
+    services.ensemble_weights_propose(fit=_fit({"sasrec": 1.0}))
     client.force_login(staff)
     response = client.post(
         f"{CHANGELIST}add/",

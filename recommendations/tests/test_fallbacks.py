@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from accounts.tests.factories import UserFactory
-from recommendations import feeds
+from recommendations import selectors as feed_selectors
 from recommendations.engine.errors import UnknownItemError
 from recommendations.tests.feed_fixtures import (  # noqa: F401 (fixtures)
     FakeEngine,
@@ -173,5 +173,5 @@ def test_a_working_engine_is_not_a_fallback(tmp_path, api_client, member, catalo
 def test_feed_for_falls_back_without_raising(tmp_path, catalog):
     _engine_raises(tmp_path)
     user = UserFactory()
-    result = feeds.feed_for(user, n=5)
+    result = feed_selectors.feed_for(user_id=user.pk, n=5)
     assert result.meta.fallback and len(result.items) == 5

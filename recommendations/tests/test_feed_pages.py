@@ -11,15 +11,16 @@ from datetime import UTC, datetime
 import pytest
 
 from accounts.tests.factories import UserFactory
+from catalog import selectors as catalog_selectors
 from catalog.tests.factories import (
     CreditFactory,
     GenreFactory,
     MovieFactory,
     PersonFactory,
 )
+from learning import selectors as learning_selectors
 from learning.models import Interaction
 from recommendations import selectors
-from recommendations.management.commands.train import IMPLICIT_KINDS
 from recommendations.tests.feed_fixtures import (  # noqa: F401 (fixtures)
     ITEM_BASE,
     FakeEngine,
@@ -79,7 +80,7 @@ def real(real_bundle):
 
 def test_a_warm_user_gets_every_row_from_the_real_engine(client, real):
     user = next(iter(real_catalog(real, real.train_users[:1]).values()))
-    history = selectors.user_history_ids(user_id=user.pk)
+    history = learning_selectors.user_history_ids(user_id=user.pk)
     client.force_login(user)
     html = client.get("/").content.decode()
     rows = rows_of(html)
@@ -96,7 +97,7 @@ def test_a_warm_user_gets_every_row_from_the_real_engine(client, real):
         assert named in watched or reason == "Popular right now", reason
     shown = [i for row in rows.values() for i in row["ids"]]
     assert len(shown) == len(set(shown))  # no movie twice on the page
-    head = selectors.head_ids()
+    head = catalog_selectors.head_ids()
     assert rows["hidden_gems"]["ids"]
     assert not set(rows["hidden_gems"]["ids"]) & head
 
@@ -208,13 +209,12 @@ def test_the_home_feed_costs_a_bounded_number_of_queries(
 
 # ------------------------------------------------------------ selectors
 def test_history_is_what_training_uses_oldest_first_each_movie_once(catalog):
-    assert set(selectors.POSITIVE_KINDS) == set(IMPLICIT_KINDS)
     user = UserFactory()
     give_history(user, [catalog[3], catalog[1], catalog[3]])
     give_history(user, [catalog[5]], kind=Interaction.Kind.WATCHLIST)
     give_history(user, [catalog[7]], kind=Interaction.Kind.CLICK,
                  start=datetime(2026, 2, 1, tzinfo=UTC))  # fmt: skip
-    assert selectors.user_history_ids(user_id=user.pk) == [
+    assert learning_selectors.user_history_ids(user_id=user.pk) == [
         catalog[3].pk,
         catalog[1].pk,
         catalog[7].pk,
@@ -232,11 +232,15 @@ def test_the_history_sql_matches_its_queryset_with_ties_and_a_limit(catalog):
     give_history(user, catalog[6:9], kind=Interaction.Kind.WATCHLIST)
     give_history(UserFactory(), catalog[9:12])  # another user's events
     queryset = list(
-        Interaction.objects.filter(kind__in=selectors.POSITIVE_KINDS, user_id=user.pk)
+        Interaction.objects.filter(
+            kind__in=learning_selectors.POSITIVE_KINDS, user_id=user.pk
+        )
         .order_by("-occurred_at", "-id")
         .values_list("movie_id", flat=True)[:4]
     )
-    assert selectors.user_history_ids(user_id=user.pk, limit=4) == queryset[::-1]
+    assert (
+        learning_selectors.user_history_ids(user_id=user.pk, limit=4) == queryset[::-1]
+    )
     assert len(queryset) == 4
 
 
@@ -254,20 +258,19 @@ def test_trending_counts_the_logs_last_days(catalog):
 
 
 def test_the_long_tail_is_outside_the_top_fifth(catalog):
-    head = selectors.head_ids()
+    head = catalog_selectors.head_ids()
     assert head == {m.pk for m in catalog[:16]}  # 20 % of 80 by rating_count
-    tail = selectors.long_tail_ids(n=10)
+    tail = catalog_selectors.long_tail_ids(n=10)
     assert len(tail) == 10 and not set(tail) & head
 
 
-def test_push_feed_sends_the_fresh_feed_to_the_users_group(
+def test_feed_refresh_sends_the_fresh_feed_to_the_users_group(
     tmp_path, catalog, django_capture_on_commit_callbacks
 ):
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from recommendations import feeds
-    from recommendations.services import feed_group_name
+    from recommendations.services import feed_group_name, feed_refresh
 
     fake_serving(tmp_path, FakeEngine([m.pk for m in reversed(catalog)]))
     user = UserFactory()
@@ -276,14 +279,18 @@ def test_push_feed_sends_the_fresh_feed_to_the_users_group(
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(feed_group_name(user.pk), channel)
     with django_capture_on_commit_callbacks(execute=True):
-        payload = feeds.push_feed(user, n=3)
+        payload = feed_refresh(user_id=user.pk, n=3)
     message = async_to_sync(layer.receive)(channel)
     assert message == {"type": "feed.update", "payload": payload}
     assert [i["id"] for i in payload["items"]] == [m.pk for m in catalog[::-1][:3]]
     assert payload["meta"]["fallback"] is False
 
 
-def test_rating_a_movie_pushes_a_fresh_feed_to_open_tabs(monkeypatch, user) -> None:
+def test_rating_a_movie_pushes_a_fresh_feed_to_open_tabs(
+    monkeypatch, user, django_capture_on_commit_callbacks
+) -> None:
+    """learning announces the rating after commit; the recommendations
+    receiver enqueues ``feed_refresh`` (in-process here: no worker)."""
     from catalog import services as catalog_services
     from catalog.models import Movie
     from recommendations import services as recommendation_services
@@ -295,12 +302,61 @@ def test_rating_a_movie_pushes_a_fresh_feed_to_open_tabs(monkeypatch, user) -> N
         lambda *, user_id, payload: sent.append({"user": user_id, **payload}),
     )
     movie = Movie.objects.create(title="A film", year=1999)
-    catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=4.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=4.0)
     assert len(sent) == 1 and sent[0]["user"] == user.pk
-    catalog_services.movie_rate(
-        user=user, movie_id=movie.pk, stars=4.0, idempotency_key="same"
-    )
-    catalog_services.movie_rate(
-        user=user, movie_id=movie.pk, stars=4.0, idempotency_key="same"
-    )
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            catalog_services.movie_rate(
+                user=user, movie_id=movie.pk, stars=4.0, idempotency_key="same"
+            )
     assert len(sent) == 2  # a replayed event is not pushed twice
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_services.movie_watchlist_set(user=user, movie_id=movie.pk, on=True)
+    assert len(sent) == 2  # a watchlist toggle changes nothing served
+
+
+def test_a_rolled_back_rating_is_never_announced(
+    monkeypatch, user, django_capture_on_commit_callbacks
+) -> None:
+    from django.db import transaction
+
+    from catalog import services as catalog_services
+    from catalog.models import Movie
+
+    calls: list[int] = []
+    monkeypatch.setattr(
+        "recommendations.tasks.feed_refresh.delay",
+        lambda user_id: calls.append(user_id),
+    )
+    movie = Movie.objects.create(title="A film", year=1999)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=3.0)
+                raise RuntimeError("the request failed after the write")
+        except RuntimeError:
+            pass
+    assert callbacks == [] and calls == []
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=3.0)
+    assert calls == [user.pk]
+
+
+def test_the_rating_request_does_not_compute_the_feed(
+    monkeypatch, user, django_capture_on_commit_callbacks
+) -> None:
+    """The feed is refreshed by the task, after the response's transaction."""
+    from catalog import services as catalog_services
+    from catalog.models import Movie
+    from recommendations import selectors as feed_selectors
+
+    def no_feed(**_kwargs):
+        raise AssertionError("the rating path computed a feed")
+
+    monkeypatch.setattr(feed_selectors, "feed_for", no_feed)
+    monkeypatch.setattr("recommendations.tasks.feed_refresh.delay", lambda _id: None)
+    movie = Movie.objects.create(title="A film", year=1999)
+    with django_capture_on_commit_callbacks(execute=True):
+        row = catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=5.0)
+    assert row.value == 5.0

@@ -9,7 +9,8 @@ from accounts.services import api_key_create
 from accounts.tests.factories import UserFactory
 from catalog.models import Collection, Movie
 from catalog.tests.factories import CreditFactory, PersonFactory
-from recommendations import selectors, services
+from learning import selectors as learning_selectors
+from recommendations import services
 from recommendations.serving.runtime import get_runtime
 from recommendations.tests.feed_fixtures import (  # noqa: F401 (fixtures)
     ITEM_BASE,
@@ -249,8 +250,8 @@ def test_reload_weights_refused_by_the_engine_keeps_the_old_one(
 ):
     runtime = install_runtime(real_bundle.root)
     before = runtime.get()
-    weights = services.propose_weights(fit={"weights": {"sasrec": 1.0}})
-    services.activate_weights(version=weights.version)
+    weights = services.ensemble_weights_propose(fit={"weights": {"sasrec": 1.0}})
+    services.ensemble_weights_activate(version=weights.version)
     api_client.force_authenticate(UserFactory(is_staff=True))
     assert_error(
         api_client.post("/v1/admin/reload-ensemble-weights"), 422, "weights_rejected"
@@ -266,10 +267,10 @@ def _ranking(api_client, user) -> list[int]:
 
 
 def _activate_and_reload(api_client, weights: dict, gate=None) -> dict:
-    version = services.propose_weights(
+    version = services.ensemble_weights_propose(
         fit={"weights": weights, "gate": {"threshold": gate}}
     )
-    services.activate_weights(version=version.version)
+    services.ensemble_weights_activate(version=version.version)
     response = api_client.post("/v1/admin/reload-ensemble-weights")
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -319,7 +320,7 @@ def test_the_real_engine_serves_the_user_endpoint(api_client, real_bundle):
     for user in users.values():
         api_client.force_authenticate(user)
         body = api_client.get(f"/v1/recommendations/user/{user.pk}?n=10").json()
-        history = selectors.user_history_ids(user_id=user.pk)
+        history = learning_selectors.user_history_ids(user_id=user.pk)
         ids = [i["id"] for i in body["items"]]
         assert len(ids) == 10 and not set(ids) & set(history)
         assert all(ITEM_BASE <= i < ITEM_BASE + 150 for i in ids)

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--notes", default="")
 
     def handle(self, *args, **options) -> None:
-        from recommendations.engine.cli import fit_ensemble_weights
+        from recommendations.engine.ensemble.fitting import fit_ensemble_weights
 
         members = [m for m in options["members"].split(",") if m.strip()]
         try:
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             )
         except EngineError as exc:
             raise CommandError(str(exc)) from exc
-        version = services.propose_weights(fit=fit, notes=options["notes"])
+        version = services.ensemble_weights_propose(fit=fit, notes=options["notes"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"proposed ensemble weights v{version.version}: "

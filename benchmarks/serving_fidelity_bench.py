@@ -19,8 +19,8 @@ switched off.
 Each tier is also loaded in a fresh subprocess for cold boot (interpreter
 start -> first served recommendation) and peak RSS.
 
-    python scripts/bench_serving_fidelity.py [--ensemble DIR] [--tiers 1,2,3]
-    python scripts/bench_serving_fidelity.py --quick-check   # synthetic, ~1 min
+    python benchmarks/serving_fidelity_bench.py [--ensemble DIR] [--tiers 1,2,3]
+    python benchmarks/serving_fidelity_bench.py --quick-check   # synthetic, ~1 min
 
 Writes Markdown to stdout and ``--out`` (default /tmp/bench_serving_fidelity.md).
 """
@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("APEX_TORCH_THREADS", "1")
 
-from recommendations.engine.cli import load_data  # noqa: E402
 from recommendations.engine.data.interactions import History  # noqa: E402
+from recommendations.engine.data.loading import load_data  # noqa: E402
 from recommendations.engine.data.splits import EvalTask, make_split  # noqa: E402
 from recommendations.engine.evaluation.evaluator import evaluate  # noqa: E402
 from recommendations.engine.pipeline import ItemMetadata, RerankConfig  # noqa: E402

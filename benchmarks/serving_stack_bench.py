@@ -8,28 +8,27 @@ loopback ports under ``--dir`` (default ``/tmp/httpbench``) and writes
 ``down`` stops both and keeps the folder (artifacts, results). ``serve``
 runs uvicorn with workers on a free port for one tier and prints the port;
 ``measure`` serves a tier, warms every worker, reads each worker's RSS,
-runs ``bench_serving_http.py --per-user-keys``, reads RSS again, stops the
+runs ``serving_http_bench.py --per-user-keys``, reads RSS again, stops the
 server and writes ``<dir>/http-<label>.json``.
 
-The PostgreSQL and Redis commands are ``scripts/run_tests.py``'s (its
-helpers are imported); only the lifetime differs: they outlive this process
-until ``down``.
+PostgreSQL and Redis are started by ``scripts/servers.py``, as for the test
+suite; only the lifetime differs: they outlive this process until ``down``.
 
 Usage::
 
-    python scripts/bench_serving_stack.py up [--dir /tmp/httpbench]
+    python benchmarks/serving_stack_bench.py up [--dir /tmp/httpbench]
     source /tmp/httpbench/env.sh
-    python scripts/bench_serving_stack.py serve --tier 2 [--workers 2]
-    python scripts/bench_serving_stack.py measure --tier 2 [--label t2] \\
+    python benchmarks/serving_stack_bench.py serve --tier 2 [--workers 2]
+    python benchmarks/serving_stack_bench.py measure --tier 2 [--label t2] \\
         [--concurrency 1,8,32] [--duration 15] [--app module:application] \\
         [--client python|wrk]
-    python scripts/bench_serving_stack.py coldboot --tier 2 [--repeat 3]
-    python scripts/bench_serving_stack.py profile --tier 2 [--requests 300]
-    python scripts/bench_serving_stack.py down
+    python benchmarks/serving_stack_bench.py coldboot --tier 2 [--repeat 3]
+    python benchmarks/serving_stack_bench.py profile --tier 2 [--requests 300]
+    python benchmarks/serving_stack_bench.py down
 
 ``coldboot`` times a fresh interpreter from its start to the first served
 recommendation (``django.setup()``, ``get_runtime().warm_up()``, one
-``feeds.feed_for``), measured by this parent process around the child, and
+``selectors.feed_for``), measured by this parent process around the child, and
 reports the child's RSS after it. ``profile`` sends ``--requests`` requests
 for random users with history through the whole Django stack in-process
 (test client: URL routing, API-key authentication, throttle, view,
@@ -41,102 +40,53 @@ from __future__ import annotations
 
 import argparse
 import os
-import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_tests import ROOT, free_port, pg_bin, wait_for_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from scripts.servers import (  # noqa: E402
+    free_port,
+    postgres_start,
+    postgres_stop,
+    redis_start,
+    redis_stop,
+    wait_for_port,
+)
 
 PYTHON = sys.executable
 
 
-def _as_postgres(workdir: Path) -> list[str]:
-    """``runuser -u postgres --`` when root (initdb refuses to run as root)."""
-    if os.geteuid() != 0:
-        return []
-    pw = pwd.getpwnam("postgres")
-    os.chown(workdir, pw.pw_uid, pw.pw_gid)
-    return ["runuser", "-u", "postgres", "--"]
-
-
 def up(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    pg_dir = folder / "pg"
-    if pg_dir.exists():
-        raise SystemExit(f"{pg_dir} exists: run `down` first")
-    pg_dir.mkdir()
-    as_user = _as_postgres(pg_dir)
-    pg_port, redis_port = free_port(), free_port()
-    subprocess.run(
-        [*as_user, pg_bin("initdb"), "-D", str(pg_dir / "data"), "-U", "apex",
-         "--auth=trust", "-E", "UTF8", "--no-sync"],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    options = (
-        f"-p {pg_port} -k {pg_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(
-        [*as_user, pg_bin("pg_ctl"), "-D", str(pg_dir / "data"), "-o", options,
-         "-l", str(pg_dir / "log"), "-w", "start"],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    subprocess.run(
-        [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "apex",
-         "apex"],
-        check=True,
-    )  # fmt: skip
-    redis = shutil.which("redis-server")
-    if redis is None:
-        raise SystemExit("redis-server not found")
-    subprocess.run(
-        [redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--daemonize", "yes",
-         "--pidfile", str(folder / "redis.pid"),
-         "--logfile", str(folder / "redis.log")],
-        check=True,
-    )  # fmt: skip
-    wait_for_port(redis_port, "Redis")
+    database_url = postgres_start(folder / "pg")
+    redis_url = redis_start(folder / "redis")
     env = {
         "DJANGO_SETTINGS_MODULE": "apex_site.settings.production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         # plain HTTP on loopback: no TLS terminator in front of the benchmark
         "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DATABASE_URL": f"postgres://apex@127.0.0.1:{pg_port}/apex",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
         "APEX_ARTIFACTS_DIR": str(folder / "artifacts"),
         "APEX_DATA_DIR": str(folder / "var"),
         "APEX_LOG_LEVEL": "WARNING",
     }
     lines = [f"export {k}='{v}'" for k, v in env.items()]
     (folder / "env.sh").write_text("\n".join(lines) + "\n")
-    print(f"PostgreSQL on {pg_port}, Redis on {redis_port}; source {folder}/env.sh")
+    print(f"PostgreSQL at {database_url}, Redis at {redis_url}; source {folder}/env.sh")
 
 
 def down(folder: Path) -> None:
-    pg_dir = folder / "pg"
-    if pg_dir.exists():
-        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run(
-            [*as_user, pg_bin("pg_ctl"), "-D", str(pg_dir / "data"), "-m", "fast",
-             "stop"],
-            check=False, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        shutil.rmtree(pg_dir, ignore_errors=True)
-    pidfile = folder / "redis.pid"
-    if pidfile.exists():
-        try:
-            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
-        pidfile.unlink(missing_ok=True)
+    postgres_stop(folder / "pg")
+    shutil.rmtree(folder / "pg", ignore_errors=True)
+    redis_stop(folder / "redis")
+    shutil.rmtree(folder / "redis", ignore_errors=True)
     print("stopped PostgreSQL and Redis")
 
 
@@ -193,7 +143,7 @@ def _workers(master: int) -> list[int]:
 
 def measure(args: argparse.Namespace) -> None:
     """One tier end to end: serve, warm every worker, RSS, the HTTP load
-    (``bench_serving_http.py``), RSS again, stop. Results as JSON."""
+    (``serving_http_bench.py``), RSS again, stop. Results as JSON."""
     import json
     import urllib.request
 
@@ -206,7 +156,7 @@ def measure(args: argparse.Namespace) -> None:
         workers = _workers(proc.pid)
         for _attempt in range(8):
             warm = subprocess.run(
-                [PYTHON, str(ROOT / "scripts" / "bench_serving_http.py"),
+                [PYTHON, str(ROOT / "benchmarks" / "serving_http_bench.py"),
                  "--base-url", base, "--per-user-keys", "--concurrency", "8",
                  "--duration", "2", "--warmup", "2", "--users", "100"],
                 cwd=ROOT, capture_output=True, text=True, check=False,
@@ -220,7 +170,7 @@ def measure(args: argparse.Namespace) -> None:
         load_before = os.getloadavg()
         out_json = args.dir / f"http-{args.label}.json"
         run = subprocess.run(
-            [PYTHON, str(ROOT / "scripts" / "bench_serving_http.py"),
+            [PYTHON, str(ROOT / "benchmarks" / "serving_http_bench.py"),
              "--base-url", base, "--per-user-keys", "--concurrency",
              args.concurrency, "--duration", str(args.duration), "--out",
              str(out_json), "--client", args.client],
@@ -257,12 +207,12 @@ import django
 django.setup()
 from django.contrib.auth import get_user_model
 from learning.models import Interaction
-from recommendations import feeds
+from recommendations import selectors
 from recommendations.serving.runtime import get_runtime
 bundle = get_runtime().warm_up()
 user = get_user_model().objects.get(pk=Interaction.objects.values_list(
     "user_id", flat=True).first())
-result = feeds.feed_for(user, n=10)
+result = selectors.feed_for(user_id=user.pk, n=10)
 assert result.items and not result.meta.fallback, result.meta
 rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]
 print(f"SERVED tier={bundle.tier.tier} rss_mb={int(rss) / 1024:.0f}", flush=True)
@@ -293,7 +243,6 @@ def profile(tier: str, requests: int, top: int) -> None:
 
     os.environ["APEX_SERVING_TIER"] = tier
     os.environ.setdefault("APEX_TORCH_THREADS", "1")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

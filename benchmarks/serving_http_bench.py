@@ -33,7 +33,7 @@ requests at concurrency 1) after each level.
 
 Usage::
 
-    python scripts/bench_serving_http.py --create-staff-key \\
+    python benchmarks/serving_http_bench.py --create-staff-key \\
         [--base-url http://127.0.0.1:8000] [--duration 20] \\
         [--concurrency 1,8,32] [--users 500] [--n 10] [--out result.json]
 """

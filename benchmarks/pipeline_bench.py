@@ -17,7 +17,7 @@ Measures:
 
 Usage::
 
-    python scripts/bench_pipeline.py [--data /work/shared/data/ml-100k]
+    python benchmarks/pipeline_bench.py [--data /work/shared/data/ml-100k]
         [--big 50000] [--out /tmp/bench_pipeline.md]
 """
 
@@ -43,8 +43,8 @@ import sklearn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommendations.engine.cli import load_data  # noqa: E402
 from recommendations.engine.data.interactions import History  # noqa: E402
+from recommendations.engine.data.loading import load_data  # noqa: E402
 from recommendations.engine.models.itemknn import ItemKNN  # noqa: E402
 from recommendations.engine.pipeline import (  # noqa: E402
     AnnConfig,

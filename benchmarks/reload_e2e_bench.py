@@ -1,6 +1,6 @@
 """Hot reload across serving processes, end to end (issue 6).
 
-Against a running multi-worker server (``bench_serving_stack.py serve``):
+Against a running multi-worker server (``serving_stack_bench.py serve``):
 publishes a copy of the current artifact version under a new name, keeps a
 load of ``GET /v1/recommendations/user/{id}`` running from threads, asks ONE
 worker to ``POST /v1/artifacts/reload {"version": <new>}`` with a staff key,
@@ -12,7 +12,7 @@ of failed requests (target: 0).
 
 Needs the server's environment (``source /tmp/httpbench/env.sh``).
 
-    python scripts/bench_reload_e2e.py --base-url http://127.0.0.1:PORT
+    python benchmarks/reload_e2e_bench.py --base-url http://127.0.0.1:PORT
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 
@@ -72,7 +71,7 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench_serving_http import own_api_keys, staff_api_key, users_with_history
+    from serving_http_bench import own_api_keys, staff_api_key, users_with_history
 
     base = args.base_url.rstrip("/")
     users = users_with_history(50, 0)

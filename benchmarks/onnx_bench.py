@@ -16,7 +16,7 @@ Speed and file size do not depend on how well a model converged, so the short
 training is enough for the speed columns; the NDCG columns compare backends
 with each other, not with the models' tuned quality (see BENCHMARKS.md).
 
-    APEX_TORCH_THREADS=1 python scripts/bench_onnx.py [--models sasrec,...]
+    APEX_TORCH_THREADS=1 python benchmarks/onnx_bench.py [--models sasrec,...]
         [--budget 40] [--calls 200] [--out /tmp/bench_onnx.md]
 
 The last column suggests INT8 by the rule in ``decide``; the decision table
@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recommendations.engine.cli import load_data  # noqa: E402
+from recommendations.engine.data.loading import load_data  # noqa: E402
 from recommendations.engine.data.splits import EvalTask, make_split  # noqa: E402
 from recommendations.engine.evaluation.metrics import (  # noqa: E402
     metrics_from_ranks,

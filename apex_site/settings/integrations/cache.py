@@ -1,0 +1,18 @@
+"""Django's cache: shared Redis when ``REDIS_URL`` is set, else per-process memory."""
+
+from __future__ import annotations
+
+from .redis import REDIS_URL
+
+__all__ = ["CACHES"]
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "apex_site.cache.SharedRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "apex",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,0 +1,76 @@
+"""What the recommendation selectors return: served lists and how they were
+produced (the API's ``meta``). Plain frozen dataclasses over catalog rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FeedMeta:
+    """How a list was produced (the API's ``meta``)."""
+
+    tier: int | None
+    tier_name: str | None
+    fallback: bool
+    fallback_reason: str | None
+    gate_fired: bool
+    scorer: str
+    artifact_version: str | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    movie: Any  # a catalog Movie card (``catalog.selectors.movie_cards``)
+    score: float | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    items: list[FeedItem]
+    meta: FeedMeta
+
+    @property
+    def movie_ids(self) -> list[int]:
+        return [item.movie.pk for item in self.items]
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """One row of the home page or the movie page."""
+
+    key: str
+    title: str
+    result: FeedResult
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class KnowledgeGraphResult:
+    movie: Any
+    relations: dict[str, list[Any]]
+    shared: dict[str, list[str]]  # per relation, what is shared (names)
+    meta: FeedMeta
+
+
+@dataclass(frozen=True)
+class Served:
+    """An id list before hydration (engine output or database fallback)."""
+
+    ids: list[int]
+    scores: list[float | None]
+    reasons: list[str | None]
+    meta: FeedMeta
+
+    def keep(self, positions: list[int]) -> Served:
+        """The entries at ``positions``, in that order."""
+        return Served(
+            [self.ids[i] for i in positions],
+            [self.scores[i] for i in positions],
+            [self.reasons[i] for i in positions],
+            self.meta,
+        )

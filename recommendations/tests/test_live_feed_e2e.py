@@ -1,0 +1,111 @@
+"""The live feed end to end, every piece real: a rating posted over HTTP to a
+uvicorn server is written by ``learning`` and announced after commit; the
+receiver enqueues ``recommendations.feed_refresh`` on Redis; a Celery worker
+process recomputes the feed and publishes it through the Redis channel layer;
+the server pushes it down the user's open websocket."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from http.cookiejar import CookieJar
+from urllib.parse import urlencode
+from urllib.request import HTTPCookieProcessor, Request, build_opener
+
+import pytest
+from django.conf import settings
+from websockets.sync.client import connect
+
+from catalog.tests.factories import GenreFactory, MovieFactory
+from conftest import ROOT, child_process_env
+from learning import selectors as learning_selectors
+from scripts.servers import free_port, process_stop, wait_for_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def asgi_server(tmp_path, real_celery):
+    """uvicorn on a free port, on the test database and Redis; tasks go to the
+    worker (no in-process fallback); no artifacts (the feed is served by the
+    database fallback, which a worker computes as well as an engine)."""
+    env = child_process_env(APEX_ARTIFACTS_DIR=str(tmp_path / "no-artifacts"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
+         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, "uvicorn", timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process_stop(proc)
+
+
+def _session_cookie(client, user) -> str:
+    client.force_login(user)  # a committed session row (transactional test)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def test_a_rating_over_http_reaches_the_open_tab_through_the_worker(
+    asgi_server, client, user
+):
+    drama = GenreFactory(name="Drama")
+    rated, *others = [MovieFactory(rating_count=100 - i) for i in range(4)]
+    for movie in (rated, *others):
+        movie.genres.add(drama)
+    session = _session_cookie(client, user)
+    jar = CookieJar()
+    http = build_opener(HTTPCookieProcessor(jar))
+    origin = f"http://{asgi_server}"
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
+
+    with connect(
+        f"ws://{asgi_server}/ws/feed/",
+        additional_headers={"Cookie": cookie, "Origin": origin},
+        open_timeout=10,
+    ) as socket:
+        socket.send(json.dumps({"type": "ping"}))
+        assert json.loads(socket.recv(timeout=10)) == {"type": "pong"}  # joined
+
+        page = http.open(
+            Request(f"{origin}/catalog/movies/{rated.pk}/", headers={"Cookie": cookie})
+        ).read()
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token is not None
+        csrf = next(c.value for c in jar if c.name == settings.CSRF_COOKIE_NAME)
+        form = urlencode(
+            {
+                "stars": "4.5",
+                "idempotency_key": str(uuid.uuid4()),
+                "csrfmiddlewaretoken": token.group(1).decode(),
+            }
+        ).encode()
+        response = http.open(
+            Request(
+                f"{origin}/catalog/movies/{rated.pk}/rate/",
+                data=form,
+                headers={
+                    "Cookie": f"{cookie}; {settings.CSRF_COOKIE_NAME}={csrf}",
+                    "Origin": origin,
+                },
+            )
+        )
+        assert response.status == 200  # followed the redirect to the movie page
+        assert learning_selectors.user_rating(
+            user_id=user.pk, movie_id=rated.pk
+        ) == pytest.approx(4.5)
+
+        message = json.loads(socket.recv(timeout=60))  # the worker's push
+
+    assert message["type"] == "feed.update"
+    payload = message["payload"]
+    ids = [item["id"] for item in payload["items"]]
+    assert rated.pk not in ids  # the new history is already in the feed
+    assert payload["meta"]["fallback"] is True  # no artifacts: database list
+    assert set(ids) == {movie.pk for movie in others}  # genre neighbours of it

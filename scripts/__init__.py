@@ -1,0 +1,1 @@
+"""Developer commands: the test runner and the throw-away servers it uses."""
