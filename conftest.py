@@ -98,7 +98,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
             "apex_site",
             "worker",
             "-Q",
-            "default",
+            "default,learning",
             "--pool=solo",
             "--without-gossip",
             "--without-mingle",

@@ -12,6 +12,7 @@ api_v1 = [
     path("auth/", include("accounts.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("recommendations.api.urls")),
+    path("", include("learning.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]
 

@@ -585,3 +585,25 @@ def _year(movie: Movie | None) -> int | None:
     if movie.year:
         return int(movie.year)
     return movie.release_date.year if movie.release_date else None
+
+
+def movie_genre_names(*, movie_ids: Iterable[int]) -> dict[int, list[str]]:
+    """``{movie id: [genre name, ...]}`` for the given movies (one query)."""
+    out: dict[int, list[str]] = {}
+    rows = Movie.genres.through.objects.filter(movie_id__in=list(movie_ids))
+    for movie_id, name in rows.values_list("movie_id", "genre__name"):
+        out.setdefault(movie_id, []).append(name)
+    return out
+
+
+def existing_movie_ids(*, movie_ids: Iterable[int]) -> set[int]:
+    """The ids among ``movie_ids`` that are in the catalog (one query)."""
+    return set(
+        Movie.objects.filter(pk__in=set(movie_ids)).values_list("pk", flat=True)
+    )
+
+
+def movie_titles(*, movie_ids: Iterable[int]) -> dict[int, str]:
+    return dict(
+        Movie.objects.filter(pk__in=set(movie_ids)).values_list("pk", "title")
+    )

@@ -6,3 +6,4 @@ from enum import StrEnum
 
 class LearningErrorCode(StrEnum):
     INVALID_RATING = "invalid_rating"
+    BATCH_TOO_LARGE = "batch_too_large"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
 
-from learning.models import POSITIVE_KINDS, Interaction
+from learning.models import POSITIVE_KINDS, Interaction, UserProfile
 
 __all__ = ["POSITIVE_KINDS"]  # the one definition lives in learning.models
 
@@ -167,3 +170,80 @@ def positive_events(
         "user_id", "movie_id", "kind", "value", "occurred_at"
     )
     return rows.iterator(chunk_size=chunk_size)
+
+
+def event_summary(*, event_id: int) -> dict[str, Any] | None:
+    """``{"kind", "movie_id", "user_id", "occurred_at"}`` of one event."""
+    return (
+        Interaction.objects.filter(pk=event_id)
+        .values("kind", "movie_id", "user_id", "occurred_at")
+        .first()
+    )
+
+
+# ------------------------------------------------------------------ real time
+FEATURE_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1),
+                   "7d": timedelta(days=7)}  # fmt: skip
+RECENT_SHOWN = 20
+SESSION_GAP = timedelta(minutes=30)
+AFFINITY_HALF_LIFE_DAYS = 30.0
+
+
+def user_features(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """The user's real-time profile as the online coordinator keeps it.
+
+    ``recent``: the newest events (newest first); ``counts``: events per kind
+    in sliding windows ending ``now`` (read from the profile's newest 200
+    events); ``genre_affinity``: decayed positive-event counts per genre as of
+    ``now`` (half-life 30 days), largest first, with their share; ``session``:
+    the current session (a gap over 30 minutes starts a new one);
+    ``updated_at``: when the coordinator last applied an event of the user
+    (``None``: never).
+    """
+    now = now or timezone.now()
+    profile = UserProfile.objects.filter(user_id=user_id).first()
+    recent = profile.recent if profile else []
+    counts: dict[str, dict[str, int]] = {}
+    for name, span in FEATURE_WINDOWS.items():
+        since = (now - span).timestamp()
+        window = {kind: 0 for kind in Interaction.Kind.values}
+        for _event_id, _movie_id, kind, at in recent:
+            if at >= since and kind in window:
+                window[kind] += 1
+        counts[name] = window
+    affinity: list[dict[str, Any]] = []
+    if profile and profile.genre_affinity and profile.last_event_at:
+        age_days = max(0.0, (now - profile.last_event_at).total_seconds() / 86400)
+        factor = math.pow(0.5, age_days / AFFINITY_HALF_LIFE_DAYS)
+        decayed = {k: v * factor for k, v in profile.genre_affinity.items()}
+        total = sum(decayed.values()) or 1.0
+        affinity = [
+            {"genre": k, "weight": round(v, 4), "share": round(v / total, 4)}
+            for k, v in sorted(decayed.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+    session = None
+    if profile and profile.session_started_at:
+        session = {
+            "number": profile.session_number,
+            "started_at": profile.session_started_at,
+            "events": profile.session_events,
+            "active": now - profile.last_event_at <= SESSION_GAP,
+        }
+    return {
+        "user_id": user_id,
+        "recent": [
+            {
+                "event_id": event_id,
+                "movie_id": movie_id,
+                "kind": kind,
+                "occurred_at": datetime.fromtimestamp(at, tz=UTC),
+            }
+            for event_id, movie_id, kind, at in recent[:RECENT_SHOWN]
+        ],
+        "counts": counts,
+        "genre_affinity": affinity,
+        "session": session,
+        "events_applied": profile.events_applied if profile else 0,
+        "last_event_at": profile.last_event_at if profile else None,
+        "updated_at": profile.updated_at if profile else None,
+    }

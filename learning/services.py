@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apex_site.errors import ApplicationError, ErrorCode
+from catalog import selectors as catalog_selectors
 from learning.errors import LearningErrorCode
-from learning.models import POSITIVE_KINDS, Interaction
+from learning.models import POSITIVE_KINDS, ExportWatermark, Interaction
 from learning.signals import interaction_recorded
+from learning.stream import get_event_stream
 
 logger = logging.getLogger(__name__)
 
@@ -183,8 +187,278 @@ def interaction_record(
     except IntegrityError:  # lost a race with the same key
         return Interaction.objects.get(idempotency_key=key), False
     logger.info("interaction recorded", extra={"kind": kind, "event_id": row.pk})
-    transaction.on_commit(lambda: _announce(row))
+    transaction.on_commit(lambda: _after_commit([row]))
     return row, True
+
+
+# ------------------------------------------------------------------ the events API
+MAX_BATCH = 500
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """One event as the API parsed it (types checked, rules not yet)."""
+
+    kind: str
+    movie_id: int
+    value: float | None = None
+    occurred_at: datetime | None = None
+    idempotency_key: str | None = None
+    request_id: str | None = None
+
+
+def event_errors(
+    event: EventInput, *, now: datetime, max_age: timedelta
+) -> dict[str, list[str]]:
+    """What is wrong with one event, per field (empty: nothing)."""
+    errors: dict[str, list[str]] = {}
+    kind, value = event.kind, event.value
+    if kind not in Interaction.Kind.values:
+        errors["kind"] = [f"Must be one of {', '.join(Interaction.Kind.values)}."]
+    elif kind == Interaction.Kind.RATING and value not in RATING_VALUES:
+        errors["value"] = ["A rating is 0.5 to 5 stars in half stars."]
+    elif kind == Interaction.Kind.WATCHLIST and value not in (0.0, 1.0):
+        errors["value"] = ["A watchlist event is 1 (added) or 0 (removed)."]
+    elif kind == Interaction.Kind.WATCH and value is not None and not 0 <= value <= 1:
+        errors["value"] = ["A watch event's value is the fraction watched, 0 to 1."]
+    elif kind == Interaction.Kind.CLICK and value is not None:
+        errors["value"] = ["A click has no value."]
+    if event.occurred_at is not None:
+        if event.occurred_at > now + FUTURE_TOLERANCE:
+            errors["occurred_at"] = ["More than 5 minutes in the future."]
+        elif event.occurred_at < now - max_age:
+            errors["occurred_at"] = [
+                f"Older than the accepted age ({max_age.days} days)."
+            ]
+    return errors
+
+
+def events_validate(
+    *, events: Sequence[EventInput], now: datetime | None = None
+) -> dict[str, dict[str, list[str]]]:
+    """``{index: {field: [problem, ...]}}`` of the bad events (empty: none)."""
+    now = now or timezone.now()
+    max_age = timedelta(days=settings.APEX_EVENTS_MAX_AGE_DAYS)
+    errors: dict[str, dict[str, list[str]]] = {}
+    for index, event in enumerate(events):
+        problems = event_errors(event, now=now, max_age=max_age)
+        if problems:
+            errors[str(index)] = problems
+    known = catalog_selectors.existing_movie_ids(movie_ids=[e.movie_id for e in events])
+    for index, event in enumerate(events):
+        if event.movie_id not in known:
+            errors.setdefault(str(index), {})["movie_id"] = [
+                f"No movie with id {event.movie_id}."
+            ]
+    return errors
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    event_id: int
+    created: bool  # false: the idempotency key was seen before
+
+
+def events_record(
+    *, user_id: int, events: Sequence[EventInput], source: str = "api"
+) -> list[RecordedEvent]:
+    """Append a batch of live events, all or nothing; one result per event.
+
+    Every event is checked first (``event_errors``, the movie exists): any
+    problem raises ``ApplicationError`` ``invalid`` (400) whose ``detail``
+    names each bad event by its index and field, and nothing is written.
+    Idempotency keys are the client's, scoped to the user: a key seen before
+    (in an earlier call or earlier in this batch) returns the first event's
+    id and writes nothing. The rows are in the log when this returns (inside
+    the caller's transaction, if any); after the commit they are announced
+    and published to the event stream (``_after_commit``).
+    """
+    if not events:
+        raise ApplicationError(
+            "Send at least one event.", code=ErrorCode.INVALID, detail={}
+        )
+    if len(events) > MAX_BATCH:
+        raise ApplicationError(
+            f"At most {MAX_BATCH} events in one batch.",
+            code=LearningErrorCode.BATCH_TOO_LARGE,
+            detail={"events": [f"{len(events)} events; the limit is {MAX_BATCH}."]},
+        )
+    errors = events_validate(events=events)
+    if errors:
+        raise ApplicationError(
+            f"{len(errors)} of {len(events)} events are invalid; none was recorded.",
+            code=ErrorCode.INVALID,
+            detail={"events": errors},
+        )
+    now = timezone.now()
+    keys = [
+        f"{source}:{user_id}:{e.idempotency_key}"
+        if e.idempotency_key
+        else f"{source}:{uuid.uuid4()}"
+        for e in events
+    ]
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _insert_batch(user_id, events, keys, source, now)
+        except IntegrityError:  # a concurrent call with the same keys
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert_batch(
+    user_id: int,
+    events: Sequence[EventInput],
+    keys: list[str],
+    source: str,
+    now: datetime,
+) -> list[RecordedEvent]:
+    existing = dict(
+        Interaction.objects.filter(idempotency_key__in=set(keys)).values_list(
+            "idempotency_key", "id"
+        )
+    )
+    fresh: dict[str, Interaction] = {}
+    for event, key in zip(events, keys, strict=True):
+        if key in existing or key in fresh:
+            continue
+        fresh[key] = Interaction(
+            user_id=user_id,
+            movie_id=event.movie_id,
+            kind=event.kind,
+            value=event.value,
+            occurred_at=event.occurred_at or now,
+            source=source,
+            idempotency_key=key,
+            request_id=event.request_id or None,
+        )
+    rows = Interaction.objects.bulk_create(list(fresh.values()))
+    if connection.vendor != "postgresql" and any(r.pk is None for r in rows):
+        ids = dict(
+            Interaction.objects.filter(idempotency_key__in=list(fresh)).values_list(
+                "idempotency_key", "id"
+            )
+        )
+        for row in rows:
+            row.pk = ids[row.idempotency_key]
+    created_ids = {row.idempotency_key: row.pk for row in rows}
+    out = []
+    for key in keys:
+        if key in created_ids:
+            out.append(RecordedEvent(created_ids.pop(key), True))
+        else:
+            out.append(RecordedEvent(existing.get(key) or fresh[key].pk, False))
+    logger.info(
+        "events recorded",
+        extra={"user_id": user_id, "new_events": len(rows), "events": len(events)},
+    )
+    transaction.on_commit(lambda: _after_commit(rows))
+    return out
+
+
+# ------------------------------------------------------------------ after commit
+def _after_commit(rows: Sequence[Interaction]) -> None:
+    """Announce new rows (``interaction_recorded``), publish them to the event
+    stream and kick the coordinator. Never raises: the rows are committed,
+    and what is not published now the outbox catch-up publishes."""
+    for row in rows:
+        _announce(row)
+    if rows:
+        events_publish(event_ids=[row.pk for row in rows])
+
+
+def events_publish(*, event_ids: Sequence[int]) -> bool:
+    """Publish to the event stream and kick the coordinator; ``False`` (one
+    WARNING) when the stream cannot be reached."""
+    try:
+        get_event_stream().publish(event_ids)
+    except Exception as exc:  # noqa: BLE001 - the outbox catch-up republishes
+        logger.warning(
+            "event stream unavailable; the outbox catch-up will publish",
+            extra={"events": len(event_ids), "error": str(exc)},
+        )
+        return False
+    events_drain_kick()
+    return True
+
+
+KICK_KEY = "learning:drain-kick"
+KICK_TTL_S = 5
+
+
+def events_drain_kick() -> None:
+    """Enqueue one ``learning.drain_events`` unless one is already waiting.
+
+    The task deletes the key before it reads, so an event published after
+    that enqueues a new task, and one published before is read by it. The
+    key's TTL bounds the wait should a task be lost (the beat safety net
+    runs too)."""
+    from learning.tasks import drain_events
+
+    try:
+        first = cache.add(KICK_KEY, 1, timeout=KICK_TTL_S)
+    except Exception:  # noqa: BLE001 - no cache: kick anyway
+        first = True
+    if not first:
+        return
+    try:
+        drain_events.delay()
+    except Exception as exc:  # noqa: BLE001 - the beat safety net drains
+        cache.delete(KICK_KEY)
+        logger.warning(
+            "could not enqueue the event drain",
+            extra={"error": str(exc)},
+            exc_info=True,
+        )
+
+
+OUTBOX = "stream-outbox"
+OUTBOX_GRACE = timedelta(seconds=30)
+OUTBOX_BATCH = 5000
+
+
+def events_republish(*, grace: timedelta = OUTBOX_GRACE) -> dict[str, int]:
+    """The outbox catch-up: publish every live event after the watermark that
+    is older than ``grace`` (in-flight commits publish themselves), then move
+    the watermark. Publishing twice is harmless (the coordinator applies an
+    event once); an event that was never published is never lost."""
+    watermark, _ = ExportWatermark.objects.get_or_create(name=OUTBOX)
+    start = watermark.last_event_id
+    if start == 0:
+        # first run: start at the newest imported event; imports are not live
+        newest = (
+            Interaction.objects.filter(source__startswith="movielens")
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        start = newest or 0
+    cutoff = timezone.now() - grace
+    published = 0
+    last = start
+    while True:
+        ids = list(
+            Interaction.objects.filter(pk__gt=last, created_at__lt=cutoff)
+            .exclude(source__startswith="movielens")
+            .order_by("pk")
+            .values_list("pk", flat=True)[:OUTBOX_BATCH]
+        )
+        if not ids:
+            break
+        get_event_stream().publish(ids)  # raises when Redis is still down
+        published += len(ids)
+        last = ids[-1]
+        ExportWatermark.objects.filter(pk=watermark.pk).update(last_event_id=last)
+    if published:
+        events_drain_kick()
+        logger.info(
+            "outbox republished", extra={"events": published, "watermark": last}
+        )
+    elif start != watermark.last_event_id:
+        ExportWatermark.objects.filter(pk=watermark.pk).update(last_event_id=start)
+    return {"published": published, "watermark": last}
 
 
 def _announce(row: Interaction) -> None:

@@ -15,3 +15,13 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 interaction_recorded = Signal()
+
+events_applied = Signal()
+"""Sent by ``learning.coordinator`` after a batch of events was applied to the
+online state (profiles, feature tables) and committed. Keyword arguments:
+``users``: ``{user_id: {"event_id", "kind", "movie_id", "positive"}}`` —
+each user's newest applied event in the batch, a positive one where there is
+one (what caused the change; ``positive``: it changed the history the models
+read). Receivers are
+connected in their app's ``AppConfig.ready()``; ``recommendations`` refreshes
+those users' live feeds."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.cache import cache
 
+from learning import coordinator, services
 from learning.exports import events_export
 
 
@@ -16,3 +18,16 @@ def export_events() -> dict:
         "path": str(result.path) if result.path else None,
         "last_event_id": result.last_event_id,
     }
+
+
+@shared_task(name="learning.drain_events", queue="learning", ignore_result=True)
+def drain_events() -> dict:
+    """Apply what the event stream holds (kicked per publish; beat safety net)."""
+    cache.delete(services.KICK_KEY)  # before reading: see events_drain_kick
+    return coordinator.events_drain().as_dict()
+
+
+@shared_task(name="learning.republish_events", queue="learning")
+def republish_events() -> dict:
+    """The outbox catch-up: publish live events the stream never got."""
+    return services.events_republish()

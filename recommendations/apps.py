@@ -6,9 +6,9 @@ class RecommendationsConfig(AppConfig):
     verbose_name = "Recommendations"
 
     def ready(self) -> None:
-        from learning.signals import interaction_recorded
-        from recommendations.receivers import on_interaction_recorded
+        from learning.signals import events_applied
+        from recommendations.receivers import on_events_applied
 
-        interaction_recorded.connect(
-            on_interaction_recorded, dispatch_uid="recommendations-feed-refresh"
+        events_applied.connect(
+            on_events_applied, dispatch_uid="recommendations-feed-refresh"
         )

@@ -1,8 +1,7 @@
 """What the recommendations app does when another app announces something.
 
 Connected in ``RecommendationsConfig.ready``. Receivers stay thin: they
-enqueue a task. They run after the announcing transaction committed
-(``learning.services`` sends ``interaction_recorded`` from ``on_commit``).
+enqueue a task. They run after the announcing transaction committed.
 """
 
 from __future__ import annotations
@@ -10,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def on_interaction_recorded(*, user_id: int, positive: bool, **_kwargs: Any) -> None:
-    """A positive event changes the history the models read: refresh the
-    user's live feed (a watchlist toggle changes nothing served)."""
-    if not positive:
-        return
+def on_events_applied(*, users: dict[int, dict[str, Any]], **_kwargs: Any) -> None:
+    """The online coordinator applied new events (``learning.signals.
+    events_applied``): refresh the live feed of each user with a positive one
+    (a watchlist toggle changes nothing served), saying what caused it."""
     from recommendations.tasks import feed_refresh
 
-    feed_refresh.delay(user_id)
+    for user_id, cause in users.items():
+        if cause.get("positive"):
+            feed_refresh.delay(user_id, cause.get("event_id"))

@@ -32,6 +32,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apex_site.errors import ApplicationError
+from catalog import selectors as catalog_selectors
+from learning import selectors as learning_selectors
 from recommendations import selectors
 from recommendations.errors import RecommendationsErrorCode as Code
 from recommendations.models import EnsembleWeights
@@ -84,12 +86,43 @@ def feed_payload(result: FeedResult) -> dict[str, Any]:
     }
 
 
-def feed_refresh(*, user_id: int, n: int = selectors.ROW_SIZE) -> dict[str, Any]:
+CAUSE_VERBS = {
+    "rating": "rated",
+    "click": "opened",
+    "watch": "watched",
+    "watchlist": "changed your watchlist with",
+}
+
+
+def feed_cause(*, event_id: int) -> dict[str, Any] | None:
+    """What caused a refresh, for the page's note ("Updated after you rated
+    Heat"); ``None`` for an unknown event."""
+    event = learning_selectors.event_summary(event_id=event_id)
+    if event is None:
+        return None
+    title = catalog_selectors.movie_titles(movie_ids=[event["movie_id"]]).get(
+        event["movie_id"], "a movie"
+    )
+    verb = CAUSE_VERBS.get(event["kind"], "used")
+    return {
+        "event_id": event_id,
+        "kind": event["kind"],
+        "movie_id": event["movie_id"],
+        "title": title,
+        "note": f"Updated after you {verb} {title}",
+    }
+
+
+def feed_refresh(
+    *, user_id: int, event_id: int | None = None, n: int = selectors.ROW_SIZE
+) -> dict[str, Any]:
     """Recompute the user's feed from their current history and push it to
-    their open tabs. Never raises on a serving failure (the selectors serve
-    the database fallback), so a retried task cannot loop on a broken model.
+    their open tabs (with ``cause`` when ``event_id`` is given). Never raises
+    on a serving failure (the selectors serve the database fallback), so a
+    retried task cannot loop on a broken model.
     """
     payload = feed_payload(selectors.feed_for(user_id=user_id, n=n))
+    payload["cause"] = feed_cause(event_id=event_id) if event_id else None
     feed_push(user_id=user_id, payload=payload)
     logger.info(
         "feed refreshed",

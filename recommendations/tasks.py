@@ -1,8 +1,9 @@
 """Celery tasks of the recommendations app (explicit names and queues; ids only).
 
 Each task loads by id and calls one service. ``feed_refresh`` is enqueued
-after commit by the ``interaction_recorded`` receiver (``apps.py``); in the
-embedded mode (no broker) Celery runs it in-process.
+by the ``events_applied`` receiver (``receivers.py``) once the online
+coordinator applied a user's new events; in the embedded mode (no broker)
+Celery runs it in-process.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from recommendations import services
 
 
 @shared_task(name="recommendations.feed_refresh", queue="default", ignore_result=True)
-def feed_refresh(user_id: int) -> None:
-    """Recompute the user's feed and push it to their open tabs."""
-    services.feed_refresh(user_id=user_id)
+def feed_refresh(user_id: int, event_id: int | None = None) -> None:
+    """Recompute the user's feed and push it to their open tabs (``event_id``:
+    the event that caused it, for the page's note)."""
+    services.feed_refresh(user_id=user_id, event_id=event_id)
 
 
 @shared_task(name="recommendations.model_train", queue="training")

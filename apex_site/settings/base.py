@@ -22,6 +22,7 @@ from .integrations.channels import *  # noqa: F403
 from .integrations.database import *  # noqa: F403
 from .integrations.database import DATABASES
 from .integrations.engine import *  # noqa: F403
+from .integrations.events import *  # noqa: F403
 from .integrations.logging import *  # noqa: F403
 from .integrations.redis import *  # noqa: F403
 from .integrations.redis import REDIS_URL

@@ -327,7 +327,7 @@ def test_a_rolled_back_rating_is_never_announced(
     calls: list[int] = []
     monkeypatch.setattr(
         "recommendations.tasks.feed_refresh.delay",
-        lambda user_id: calls.append(user_id),
+        lambda user_id, event_id=None: calls.append(user_id),
     )
     movie = Movie.objects.create(title="A film", year=1999)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -355,7 +355,7 @@ def test_the_rating_request_does_not_compute_the_feed(
         raise AssertionError("the rating path computed a feed")
 
     monkeypatch.setattr(feed_selectors, "feed_for", no_feed)
-    monkeypatch.setattr("recommendations.tasks.feed_refresh.delay", lambda _id: None)
+    monkeypatch.setattr("recommendations.tasks.feed_refresh.delay", lambda *_args: None)
     movie = Movie.objects.create(title="A film", year=1999)
     with django_capture_on_commit_callbacks(execute=True):
         row = catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=5.0)

@@ -8,6 +8,7 @@ from celery.schedules import crontab
 
 from ..environment import env_bool, env_int
 from .engine import APEX_RETRAIN_HOURS
+from .events import APEX_EVENTS_DRAIN_SECONDS
 from .redis import REDIS_URL
 
 __all__ = [
@@ -53,6 +54,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "learning.export_events",
         "schedule": crontab(minute=15, hour=2),
         "options": {"queue": "default"},
+    },
+    # The online coordinator's safety net (each publish kicks it too) and the
+    # outbox catch-up (events whose publish failed, e.g. Redis was down).
+    "learning-drain-events": {
+        "task": "learning.drain_events",
+        "schedule": APEX_EVENTS_DRAIN_SECONDS,
+        "options": {"queue": "learning", "expires": APEX_EVENTS_DRAIN_SECONDS},
+    },
+    "learning-republish-events": {
+        "task": "learning.republish_events",
+        "schedule": 60,
+        "options": {"queue": "learning", "expires": 60},
     },
 }
 if APEX_RETRAIN_HOURS:

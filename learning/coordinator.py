@@ -1,0 +1,348 @@
+"""The online learning coordinator: drains the event stream in micro-batches
+and applies each event exactly once to the online state.
+
+Runs in the Celery task ``learning.drain_events`` (queue ``learning``),
+kicked after each publish and by a beat safety net; in the embedded mode
+Celery runs the task in-process on the in-process stream: the same code.
+
+Per micro-batch (up to ``MAX_BATCH`` entries, waiting at most ``BLOCK_MS``
+for the first), in one transaction:
+
+- ``AppliedEvent`` rows are inserted first (``ON CONFLICT DO NOTHING
+  RETURNING``): only the events this call inserted are applied, so a second
+  delivery (a re-claim, an outbox republish, a concurrent consumer) changes
+  nothing;
+- each user's real-time profile (``UserProfile``): recent events, the
+  session (a gap of more than ``SESSION_GAP`` starts a new one), decayed
+  genre affinity;
+- the feature tables: ``ItemActivity`` (total and decayed recent count of
+  positive events) and ``ItemTransition`` (the user's previous positive item
+  → this one).
+
+Then the entries are acknowledged (``XACK`` after the commit) and
+``learning.signals.events_applied`` is sent after the commit. A batch that
+fails is retried one entry at a time; a failing entry stays pending and is
+re-claimed after ``APEX_EVENTS_CLAIM_IDLE_MS``; at its ``MAX_DELIVERIES``-th
+failure it goes to the dead letters (stream + ``DeadLetter`` row).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from catalog import selectors as catalog_selectors
+from learning.models import (
+    POSITIVE_KINDS,
+    AppliedEvent,
+    DeadLetter,
+    Interaction,
+    ItemActivity,
+    ItemTransition,
+    UserProfile,
+)
+from learning.selectors import AFFINITY_HALF_LIFE_DAYS, SESSION_GAP
+from learning.signals import events_applied
+from learning.stream import MAX_DELIVERIES, EventStream, StreamEntry, get_event_stream
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 100
+BLOCK_MS = 50
+RECENT_EVENTS = 200
+RECENT_HALF_LIFE_HOURS = 24.0
+
+
+@dataclass
+class DrainResult:
+    batches: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+    users: set[int] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "failed": self.failed,
+            "dead_lettered": self.dead_lettered,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def events_drain(
+    *,
+    stream: EventStream | None = None,
+    consumer: str | None = None,
+    max_batch: int = MAX_BATCH,
+    block_ms: int = BLOCK_MS,
+    time_budget_s: float = 2.0,
+) -> DrainResult:
+    """Apply what the stream holds for up to ``time_budget_s`` seconds (until
+    it is empty). Safe to run in several workers at once."""
+    stream = stream or get_event_stream()
+    consumer = consumer or consumer_name()
+    idle_ms = settings.APEX_EVENTS_CLAIM_IDLE_MS
+    started = time.monotonic()
+    result = DrainResult()
+    while time.monotonic() - started < time_budget_s:
+        entries = stream.claim_stale(
+            consumer=consumer, min_idle_ms=idle_ms, count=max_batch
+        )
+        if len(entries) < max_batch:
+            entries += stream.read(
+                consumer=consumer,
+                count=max_batch - len(entries),
+                block_ms=0 if entries else block_ms,
+            )
+        if not entries:
+            break
+        _process(stream, entries, result)
+        result.batches += 1
+    result.seconds = time.monotonic() - started
+    if result.batches:
+        logger.info("events drained", extra=result.as_dict())
+    return result
+
+
+def _process(
+    stream: EventStream, entries: list[StreamEntry], result: DrainResult
+) -> None:
+    try:
+        applied = _apply([e.event_id for e in entries])
+    except Exception:  # noqa: BLE001 - isolate the entry that fails
+        logger.warning("event batch failed; retrying one at a time", exc_info=True)
+        for entry in entries:
+            _process_one(stream, entry, result)
+        return
+    stream.ack([e.entry_id for e in entries])
+    result.applied += len(applied)
+    result.duplicates += len(entries) - len(applied)
+    result.users.update(applied.values())
+
+
+def _process_one(stream: EventStream, entry: StreamEntry, result: DrainResult) -> None:
+    try:
+        applied = _apply([entry.event_id])
+    except Exception as exc:  # noqa: BLE001 - counted, retried, dead-lettered
+        result.failed += 1
+        if entry.deliveries >= MAX_DELIVERIES:
+            _dead_letter(stream, entry, f"{type(exc).__name__}: {exc}")
+            result.dead_lettered += 1
+        else:
+            logger.warning(
+                "event failed; left pending for a retry",
+                extra={"event_id": entry.event_id, "deliveries": entry.deliveries},
+                exc_info=True,
+            )
+        return
+    stream.ack([entry.entry_id])
+    result.applied += len(applied)
+    result.duplicates += 1 - len(applied)
+    result.users.update(applied.values())
+
+
+def _dead_letter(stream: EventStream, entry: StreamEntry, error: str) -> None:
+    DeadLetter.objects.create(
+        event_id=entry.event_id,
+        entry_id=entry.entry_id,
+        deliveries=entry.deliveries,
+        error=error[:10_000],
+    )
+    stream.dead_letter(entry, error)
+    logger.error(
+        "event dead-lettered",
+        extra={"event_id": entry.event_id, "deliveries": entry.deliveries},
+    )
+
+
+# ------------------------------------------------------------------ applying
+def _claim(event_ids: Sequence[int]) -> set[int]:
+    """Insert ``AppliedEvent`` rows; the ids this call inserted."""
+    if not event_ids:
+        return set()
+    table = connection.ops.quote_name(AppliedEvent._meta.db_table)
+    values = ", ".join(["(%s, %s)"] * len(event_ids))
+    now = timezone.now()
+    params: list[Any] = []
+    for event_id in event_ids:
+        params += [event_id, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (event_id, applied_at) VALUES {values} "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            params,
+        )
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _apply(event_ids: Sequence[int]) -> dict[int, int]:
+    """Apply the events not applied before; ``{event id: user id}`` of those
+    applied now. One transaction; ``events_applied`` after its commit."""
+    with transaction.atomic():
+        present = Interaction.objects.filter(pk__in=set(event_ids)).values_list(
+            "pk", flat=True
+        )
+        fresh = _claim(sorted(present))
+        rows = list(
+            Interaction.objects.filter(pk__in=fresh)
+            .order_by("occurred_at", "id")
+            .values("id", "user_id", "movie_id", "kind", "value", "occurred_at")
+        )
+        if not rows:
+            return {}
+        genres = catalog_selectors.movie_genre_names(
+            movie_ids={r["movie_id"] for r in rows}
+        )
+        transitions = _update_profiles(rows, genres)
+        _update_items(rows)
+        _update_transitions(transitions)
+        # each user's newest event, a positive one where the batch has one
+        causes = {row["user_id"]: row for row in rows}
+        causes.update({r["user_id"]: r for r in rows if r["kind"] in POSITIVE_KINDS})
+        users = {
+            user_id: {
+                "event_id": row["id"],
+                "kind": row["kind"],
+                "movie_id": row["movie_id"],
+                "positive": row["kind"] in POSITIVE_KINDS,
+            }
+            for user_id, row in causes.items()
+        }
+        transaction.on_commit(lambda: _announce(users))
+    return {row["id"]: row["user_id"] for row in rows}
+
+
+def _announce(users: dict[int, dict[str, Any]]) -> None:
+    for receiver, response in events_applied.send_robust(sender=None, users=users):
+        if isinstance(response, Exception):
+            logger.warning(
+                "events_applied receiver failed",
+                extra={"receiver": getattr(receiver, "__qualname__", repr(receiver))},
+                exc_info=response,
+            )
+
+
+def _decay(
+    value: float, since: datetime | None, now: datetime, half_life_s: float
+) -> float:
+    if since is None or value == 0.0:
+        return value
+    elapsed = max(0.0, (now - since).total_seconds())
+    return value * math.pow(0.5, elapsed / half_life_s)
+
+
+def _update_profiles(
+    rows: list[dict[str, Any]], genres: dict[int, list[str]]
+) -> list[tuple[int, int]]:
+    """Update each user's profile in event order; the (previous positive
+    movie, movie) transitions the batch makes."""
+    user_ids = sorted({r["user_id"] for r in rows})
+    UserProfile.objects.bulk_create(
+        [UserProfile(user_id=u) for u in user_ids], ignore_conflicts=True
+    )
+    profiles = {
+        p.user_id: p
+        for p in UserProfile.objects.select_for_update()
+        .filter(user_id__in=user_ids)
+        .order_by("user_id")
+    }
+    half_life = AFFINITY_HALF_LIFE_DAYS * 86400.0
+    transitions: list[tuple[int, int]] = []
+    for row in rows:
+        profile = profiles[row["user_id"]]
+        at: datetime = row["occurred_at"]
+        if profile.last_event_at is None or at - profile.last_event_at > SESSION_GAP:
+            profile.session_number += 1
+            profile.session_started_at = at
+            profile.session_events = 0
+        profile.session_events += 1
+        positive = row["kind"] in POSITIVE_KINDS
+        if positive:
+            previous = next(
+                (e[1] for e in profile.recent if e[2] in POSITIVE_KINDS), None
+            )
+            if previous is not None and previous != row["movie_id"]:
+                transitions.append((previous, row["movie_id"]))
+            reference = profile.last_event_at or at
+            affinity = {
+                name: _decay(float(v), reference, max(at, reference), half_life)
+                for name, v in profile.genre_affinity.items()
+            }
+            for name in genres.get(row["movie_id"], ()):
+                affinity[name] = affinity.get(name, 0.0) + 1.0
+            profile.genre_affinity = {
+                k: round(v, 6) for k, v in affinity.items() if v >= 1e-4
+            }
+        entry = [row["id"], row["movie_id"], row["kind"], at.timestamp()]
+        profile.recent = [entry, *profile.recent][:RECENT_EVENTS]
+        profile.events_applied += 1
+        if profile.last_event_at is None or at > profile.last_event_at:
+            profile.last_event_at = at
+    for profile in profiles.values():
+        profile.save()
+    return transitions
+
+
+def _update_items(rows: list[dict[str, Any]]) -> None:
+    positive = [r for r in rows if r["kind"] in POSITIVE_KINDS]
+    if not positive:
+        return
+    movie_ids = sorted({r["movie_id"] for r in positive})
+    ItemActivity.objects.bulk_create(
+        [ItemActivity(movie_id=m) for m in movie_ids], ignore_conflicts=True
+    )
+    items = {
+        a.movie_id: a
+        for a in ItemActivity.objects.select_for_update()
+        .filter(movie_id__in=movie_ids)
+        .order_by("movie_id")
+    }
+    half_life = RECENT_HALF_LIFE_HOURS * 3600.0
+    for row in positive:
+        item = items[row["movie_id"]]
+        at = row["occurred_at"]
+        reference = item.last_event_at or at
+        item.recent = _decay(item.recent, reference, max(at, reference), half_life) + 1
+        item.events += 1
+        if item.last_event_at is None or at > item.last_event_at:
+            item.last_event_at = at
+    ItemActivity.objects.bulk_update(
+        list(items.values()), ["events", "recent", "last_event_at"]
+    )
+
+
+def _update_transitions(pairs: list[tuple[int, int]]) -> None:
+    if not pairs:
+        return
+    counts: dict[tuple[int, int], int] = {}
+    for pair in pairs:
+        counts[pair] = counts.get(pair, 0) + 1
+    ItemTransition.objects.bulk_create(
+        [ItemTransition(from_movie_id=a, to_movie_id=b) for a, b in counts],
+        ignore_conflicts=True,
+    )
+    for (a, b), n in sorted(counts.items()):
+        ItemTransition.objects.filter(from_movie_id=a, to_movie_id=b).update(
+            count=F("count") + n
+        )
