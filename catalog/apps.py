@@ -8,8 +8,12 @@ class CatalogConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
+        from catalog import selectors
         from catalog.models import Movie
         from catalog.selectors import movie_card_cache
+        from learning.ports import catalog_register
+
+        catalog_register(selectors)  # what learning reads of the catalog
 
         # the per-process movie-card cache drops everything on any change
         clear = movie_card_cache.clear

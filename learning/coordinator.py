@@ -43,7 +43,6 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from catalog import selectors as catalog_selectors
 from learning.models import (
     POSITIVE_KINDS,
     AppliedEvent,
@@ -53,6 +52,7 @@ from learning.models import (
     ItemTransition,
     UserProfile,
 )
+from learning.ports import movie_catalog
 from learning.selectors import AFFINITY_HALF_LIFE_DAYS, SESSION_GAP
 from learning.signals import events_applied
 from learning.stream import MAX_DELIVERIES, EventStream, StreamEntry, get_event_stream
@@ -211,7 +211,7 @@ def _apply(event_ids: Sequence[int]) -> dict[int, int]:
         )
         if not rows:
             return {}
-        genres = catalog_selectors.movie_genre_names(
+        genres = movie_catalog().movie_genre_names(
             movie_ids={r["movie_id"] for r in rows}
         )
         transitions = _update_profiles(rows, genres)

@@ -15,9 +15,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apex_site.errors import ApplicationError, ErrorCode
-from catalog import selectors as catalog_selectors
 from learning.errors import LearningErrorCode
 from learning.models import POSITIVE_KINDS, ExportWatermark, Interaction
+from learning.ports import movie_catalog
 from learning.signals import interaction_recorded
 from learning.stream import get_event_stream
 
@@ -245,7 +245,7 @@ def events_validate(
         problems = event_errors(event, now=now, max_age=max_age)
         if problems:
             errors[str(index)] = problems
-    known = catalog_selectors.existing_movie_ids(movie_ids=[e.movie_id for e in events])
+    known = movie_catalog().existing_movie_ids(movie_ids=[e.movie_id for e in events])
     for index, event in enumerate(events):
         if event.movie_id not in known:
             errors.setdefault(str(index), {})["movie_id"] = [

@@ -109,3 +109,38 @@ def test_a_rating_over_http_reaches_the_open_tab_through_the_worker(
     assert rated.pk not in ids  # the new history is already in the feed
     assert payload["meta"]["fallback"] is True  # no artifacts: database list
     assert set(ids) == {movie.pk for movie in others}  # genre neighbours of it
+
+
+def test_an_api_event_reaches_the_open_tab_with_its_cause(asgi_server, client, user):
+    from accounts.services import api_key_create
+
+    drama = GenreFactory(name="Drama")
+    clicked, *others = [MovieFactory(rating_count=50 - i) for i in range(3)]
+    for movie in (clicked, *others):
+        movie.genres.add(drama)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={_session_cookie(client, user)}"
+    _key, raw = api_key_create(user=user, name="ingest")
+    with connect(
+        f"ws://{asgi_server}/ws/feed/",
+        additional_headers={"Cookie": cookie, "Origin": f"http://{asgi_server}"},
+        open_timeout=10,
+    ) as socket:
+        socket.send(json.dumps({"type": "ping"}))
+        assert json.loads(socket.recv(timeout=10)) == {"type": "pong"}
+        response = build_opener().open(
+            Request(
+                f"http://{asgi_server}/v1/events",
+                data=json.dumps({"kind": "click", "movie_id": clicked.pk}).encode(),
+                headers={
+                    "Authorization": f"Api-Key {raw}",
+                    "Content-Type": "application/json",
+                },
+            )
+        )
+        assert response.status == 202
+        event_id = json.loads(response.read())["events"][0]["id"]
+        message = json.loads(socket.recv(timeout=60))
+    payload = message["payload"]
+    assert payload["cause"]["event_id"] == event_id
+    assert payload["cause"]["note"] == f"Updated after you opened {clicked.title}"
+    assert {item["id"] for item in payload["items"]} == {m.pk for m in others}

@@ -1,0 +1,198 @@
+"""The event stream and the coordinator against a real Redis of their own:
+the outbox catch-up after Redis was down, re-claiming what a killed consumer
+left pending, the dead-letter path; and the embedded mode end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from catalog.tests.factories import GenreFactory, MovieFactory
+from learning import coordinator, services
+from learning.models import AppliedEvent, DeadLetter, ExportWatermark, UserProfile
+from learning.services import EventInput
+from learning.stream import (
+    DEAD_LETTERS,
+    GROUP,
+    STREAM,
+    InProcessEventStream,
+    RedisEventStream,
+    get_event_stream,
+    reset_event_streams,
+)
+from scripts.servers import free_port, redis_start, redis_stop
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture
+def own_redis(settings):
+    """A Redis of this test's own, as the event stream's (cache, broker and
+    channel layer stay on the suite's Redis)."""
+    folder = Path(tempfile.mkdtemp(prefix="apex-stream-"))
+    port = free_port()
+    url = redis_start(folder, port=port)
+    settings.REDIS_URL = url
+    reset_event_streams()
+    try:
+        yield folder, port, url
+    finally:
+        reset_event_streams()
+        redis_stop(folder)
+
+
+@pytest.fixture
+def movies():
+    genre = GenreFactory(name="Drama")
+    return [MovieFactory(genres=[genre]) for _ in range(3)]
+
+
+def record(user, movies, capture, **kinds):
+    with capture(execute=True):
+        return services.events_record(
+            user_id=user.pk,
+            events=[EventInput(kind="click", movie_id=m.pk) for m in movies],
+        )
+
+
+def test_events_accepted_while_redis_is_down_are_published_later(
+    own_redis, user, movies, django_capture_on_commit_callbacks
+):
+    folder, port, _url = own_redis
+    redis_stop(folder)
+    recorded = record(user, movies, django_capture_on_commit_callbacks)
+    ids = {r.event_id for r in recorded}
+    assert len(ids) == 3  # durable: in the log although nothing was published
+    assert not AppliedEvent.objects.filter(event_id__in=ids).exists()
+
+    redis_start(folder, port=port)
+    reset_event_streams()
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.events_republish(grace=timedelta(0))
+    assert result["published"] == 3
+    assert set(AppliedEvent.objects.values_list("event_id", flat=True)) == ids
+    assert ExportWatermark.objects.get(name=services.OUTBOX).last_event_id == max(ids)
+    # nothing twice: the watermark moved, and a second delivery changes nothing
+    assert services.events_republish(grace=timedelta(0))["published"] == 0
+    get_event_stream().publish(sorted(ids))
+    again = coordinator.events_drain()
+    assert again.applied == 0 and again.duplicates == 3
+    assert UserProfile.objects.get(user=user).events_applied == 3
+
+
+def test_a_killed_consumers_entries_are_reclaimed(
+    own_redis, settings, monkeypatch, user, movies, django_capture_on_commit_callbacks
+):
+    _folder, _port, url = own_redis
+    monkeypatch.setattr(services, "events_drain_kick", lambda: None)
+    ids = {r.event_id for r in record(user, movies, django_capture_on_commit_callbacks)}
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time, redis
+            r = redis.Redis.from_url({url!r})
+            try:
+                r.xgroup_create({STREAM!r}, {GROUP!r}, id="0", mkstream=True)
+            except redis.ResponseError:
+                pass
+            got = r.xreadgroup({GROUP!r}, "doomed", {{{STREAM!r}: ">"}}, count=100)
+            print(len(got[0][1]), flush=True)
+            time.sleep(600)  # never acknowledges
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert doomed.stdout.readline().strip() == "3"  # it took all three
+    finally:
+        doomed.kill()  # kill -9 mid-batch
+        doomed.wait()
+    stream = get_event_stream()
+    assert stream.backlog()["pending"] == 3
+    assert coordinator.events_drain(consumer="survivor").applied == 0  # not idle yet
+    settings.APEX_EVENTS_CLAIM_IDLE_MS = 0
+    result = coordinator.events_drain(consumer="survivor")
+    assert result.applied == 3
+    assert set(AppliedEvent.objects.values_list("event_id", flat=True)) == ids
+    assert stream.backlog()["pending"] == 0
+
+
+def test_an_event_that_keeps_failing_is_dead_lettered(
+    own_redis, settings, monkeypatch, user, movies, django_capture_on_commit_callbacks
+):
+    settings.APEX_EVENTS_CLAIM_IDLE_MS = 0
+    monkeypatch.setattr(services, "events_drain_kick", lambda: None)
+    poison = movies[1]
+    real = coordinator._update_items
+
+    def update_items(rows):
+        if any(r["movie_id"] == poison.pk for r in rows):
+            raise RuntimeError("poison")
+        real(rows)
+
+    monkeypatch.setattr(coordinator, "_update_items", update_items)
+    recorded = record(user, movies, django_capture_on_commit_callbacks)
+    poisoned = recorded[1].event_id
+    result = coordinator.events_drain(time_budget_s=10)
+    assert result.applied == 2 and result.dead_lettered == 1
+    letter = DeadLetter.objects.get()
+    assert letter.event_id == poisoned and letter.deliveries == 5
+    assert "poison" in letter.error
+    assert not AppliedEvent.objects.filter(event_id=poisoned).exists()
+    stream = get_event_stream()
+    assert isinstance(stream, RedisEventStream)
+    assert stream.redis.xlen(DEAD_LETTERS) == 1
+    assert stream.backlog()["pending"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_mode_end_to_end(settings, api_client, user, movies):
+    """No Redis: the in-process stream, tasks in-process, the in-memory
+    channel layer — an API event reaches the open socket with its cause."""
+    settings.REDIS_URL = None
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    }
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    }
+    reset_event_streams()
+    from recommendations.consumers import FeedConsumer
+
+    api_client.force_authenticate(user)
+
+    def post_event():
+        return api_client.post(
+            "/v1/events",
+            {"kind": "rating", "movie_id": movies[0].pk, "value": 4},
+            format="json",
+        )
+
+    async def scenario():
+        communicator = WebsocketCommunicator(FeedConsumer.as_asgi(), "/ws/feed/")
+        communicator.scope["user"] = user
+        connected, _ = await communicator.connect()
+        assert connected
+        response = await sync_to_async(post_event)()
+        message = await communicator.receive_json_from(timeout=10)
+        await communicator.disconnect()
+        return response, message
+
+    try:
+        response, message = async_to_sync(scenario)()
+        assert response.status_code == 202
+        assert isinstance(get_event_stream(), InProcessEventStream)
+    finally:
+        reset_event_streams()
+    assert message["type"] == "feed.update"
+    cause = message["payload"]["cause"]
+    assert cause["movie_id"] == movies[0].pk
+    assert cause["note"] == f"Updated after you rated {movies[0].title}"
+    assert UserProfile.objects.get(user=user).events_applied == 1
