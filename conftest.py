@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from scripts.servers import process_stop
+from scripts.servers import free_port, process_stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent
 
@@ -75,6 +75,7 @@ def child_process_env(**extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "APEX_CELERY_EAGER": "0",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # sessions made by the tests
         "DATABASE_URL": (
             f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}"
             f"/{db['NAME']}"
@@ -135,3 +136,32 @@ def real_celery(celery_worker_process, settings):
         yield app
     finally:
         app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def asgi_server(tmp_path, real_celery):
+    """uvicorn on a free port, on the test database and Redis; tasks go to the
+    worker (no in-process fallback); collected static files; no artifacts
+    (the feed is served by the database fallback, which a worker computes as
+    well as an engine)."""
+    env = child_process_env(
+        APEX_ARTIFACTS_DIR=str(tmp_path / "no-artifacts"),
+        APEX_DATA_DIR=str(tmp_path / "data"),
+    )
+    # static files as production serves them (whitenoise, collected)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
+         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, "uvicorn", timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process_stop(proc)

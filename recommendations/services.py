@@ -29,6 +29,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 
 from apex_site.errors import ApplicationError
@@ -72,6 +73,8 @@ def feed_payload(result: FeedResult) -> dict[str, Any]:
                 "year": item.movie.year,
                 "score": item.score,
                 "reason": item.reason,
+                "url": reverse("catalog:movie", args=[item.movie.pk]),
+                "poster_url": catalog_selectors.poster_url(item.movie),
             }
             for item in result.items
         ],

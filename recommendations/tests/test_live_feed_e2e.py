@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import uuid
 from http.cookiejar import CookieJar
 from urllib.parse import urlencode
@@ -20,31 +18,9 @@ from django.conf import settings
 from websockets.sync.client import connect
 
 from catalog.tests.factories import GenreFactory, MovieFactory
-from conftest import ROOT, child_process_env
 from learning import selectors as learning_selectors
-from scripts.servers import free_port, process_stop, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def asgi_server(tmp_path, real_celery):
-    """uvicorn on a free port, on the test database and Redis; tasks go to the
-    worker (no in-process fallback); no artifacts (the feed is served by the
-    database fallback, which a worker computes as well as an engine)."""
-    env = child_process_env(APEX_ARTIFACTS_DIR=str(tmp_path / "no-artifacts"))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
-         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, "uvicorn", timeout=60)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process_stop(proc)
 
 
 def _session_cookie(client, user) -> str:

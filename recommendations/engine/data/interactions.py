@@ -13,9 +13,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from recommendations.engine.errors import (
@@ -24,6 +25,7 @@ from recommendations.engine.errors import (
     UnknownItemError,
     UnknownUserError,
 )
+from recommendations.engine.jsonable import to_jsonable
 
 if TYPE_CHECKING:  # pandas is imported where it is used: serving tier 3 never is
     import pandas as pd
@@ -54,22 +56,22 @@ class Vocabulary:
 
     @property
     def ids(self) -> np.ndarray:
-        return self._index.to_numpy()
+        ids: np.ndarray = self._index.to_numpy()
+        return ids
 
     def __contains__(self, external_id: object) -> bool:
         return external_id in self._index
 
-    def index(self, external_ids: Iterable[Any] | Any) -> np.ndarray:
+    def index(self, external_ids: Iterable[Any] | Any) -> npt.NDArray[np.int64]:
         """Dense indices of ``external_ids``; an unknown id raises a clear error."""
         values = np.atleast_1d(np.asarray(external_ids))
         positions = self._index.get_indexer(values)
         if (positions < 0).any():
-            missing = values[positions < 0][0]
-            missing = missing.item() if isinstance(missing, np.generic) else missing
+            missing = to_jsonable(values[positions < 0][0])
             if self.kind == "user":
                 raise UnknownUserError(missing)
             raise UnknownItemError(missing, len(self))
-        return positions.astype(np.int64)
+        return cast("npt.NDArray[np.int64]", positions.astype(np.int64))
 
     def id_of(self, indices: Iterable[int] | int) -> np.ndarray:
         """External ids of dense ``indices``."""
@@ -82,7 +84,7 @@ class Vocabulary:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self._index.equals(other._index)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # typeshed: unhashable is valid
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,8 @@ class Interactions:
         if "ptr" not in self._cache:
             counts = np.bincount(self.user_index, minlength=self.n_users)
             self._cache["ptr"] = np.concatenate([[0], np.cumsum(counts)])
-        return self._cache["ptr"]
+        ptr: np.ndarray = self._cache["ptr"]
+        return ptr
 
     def matrix(self) -> sp.csr_matrix:
         """Binary user-item matrix ``(n_users, n_items)``, float32."""

@@ -71,10 +71,10 @@ import tempfile
 import time
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -82,6 +82,7 @@ import pandas as pd
 from recommendations.engine.errors import (
     DataError,
     DatasetUnavailableError,
+    EngineErrorCode,
     MalformedRowError,
 )
 
@@ -173,13 +174,13 @@ class MalformedFileError(MalformedRowError):
     it); ``line`` is the 1-based line of the first bad byte.
     """
 
-    code = "malformed_file"
+    code = EngineErrorCode.MALFORMED_FILE
 
 
 class WrongLayoutError(DataError):
     """A folder holds another MovieLens layout than the release asked for."""
 
-    code = "wrong_layout"
+    code = EngineErrorCode.WRONG_LAYOUT
 
     def __init__(
         self, folder: str | Path, dataset: str, found: Layout, found_files: list[str]
@@ -201,7 +202,7 @@ class WrongLayoutError(DataError):
 class EmptyReleaseError(DataError):
     """A release's ratings or movies file has no (valid) rows."""
 
-    code = "empty_release"
+    code = EngineErrorCode.EMPTY_RELEASE
 
     def __init__(self, path: str | Path, table: str, reason: str) -> None:
         self.path = str(path)
@@ -255,6 +256,16 @@ class MovieLensData:
     links: pd.DataFrame | None = None
     tags: pd.DataFrame | None = None
     report: LoadReport = field(default_factory=LoadReport)
+
+
+class _Tables(TypedDict):
+    """What a layout reader returns: the :class:`MovieLensData` tables."""
+
+    ratings: pd.DataFrame
+    movies: pd.DataFrame
+    users: NotRequired[pd.DataFrame | None]
+    links: NotRequired[pd.DataFrame | None]
+    tags: NotRequired[pd.DataFrame | None]
 
 
 # --------------------------------------------------------------------------- layout
@@ -466,7 +477,7 @@ def _require_rows(
     raise EmptyReleaseError(path, table, reason)
 
 
-def _csv_split(raw: str):  # noqa: ANN202 - tiny helper for the slow path
+def _csv_split(raw: str) -> Iterator[list[str]]:
     import csv
 
     return csv.reader([raw])
@@ -517,7 +528,7 @@ def _ratings_frame(
 # ------------------------------------------------------------------ layout readers
 
 
-def _read_100k(folder: Path, reader: _TableReader) -> dict[str, pd.DataFrame | None]:
+def _read_100k(folder: Path, reader: _TableReader) -> _Tables:
     path = folder / "u.data"
     raw = reader.read(path, "\t", ["user_id", "item_id", "rating", "timestamp"])
     ratings = _ratings_frame(reader, raw, path, rating_range=(1, 5))
@@ -565,7 +576,7 @@ def _movies_from_100k(items: pd.DataFrame) -> pd.DataFrame:
     return movies.reset_index(drop=True)
 
 
-def _read_1m(folder: Path, reader: _TableReader) -> dict[str, pd.DataFrame | None]:
+def _read_1m(folder: Path, reader: _TableReader) -> _Tables:
     path = folder / "ratings.dat"
     raw = reader.read(
         path, "::", ["user_id", "item_id", "rating", "timestamp"], encoding="latin-1"
@@ -606,9 +617,7 @@ def _split_genres(value: str) -> list[str]:
     return [g for g in value.split("|") if g and g != "(no genres listed)"]
 
 
-def _read_csv_layout(
-    folder: Path, reader: _TableReader
-) -> dict[str, pd.DataFrame | None]:
+def _read_csv_layout(folder: Path, reader: _TableReader) -> _Tables:
     path = folder / "ratings.csv"
     raw = reader.read(
         path, ",", ["user_id", "item_id", "rating", "timestamp"], header=True

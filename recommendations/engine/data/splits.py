@@ -79,7 +79,8 @@ class Split:
     def train_and_valid(self) -> Interactions:
         if "tv" not in self.full._cache:
             self.full._cache["tv"] = self.train.concat(self.valid)
-        return self.full._cache["tv"]
+        train_and_valid: Interactions = self.full._cache["tv"]
+        return train_and_valid
 
 
 def make_task(history: Interactions, held_out: Interactions) -> EvalTask:

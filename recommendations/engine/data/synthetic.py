@@ -99,7 +99,7 @@ def generate(
     config: SyntheticConfig | None = None, **overrides: object
 ) -> SyntheticData:
     """Generate a data set; keyword overrides build the config, e.g. ``seed=3``."""
-    cfg = config or SyntheticConfig(**overrides)  # type: ignore[arg-type]
+    cfg = config or SyntheticConfig(**overrides)
     rng = np.random.default_rng(cfg.seed)
     n_u, n_i, n_c = cfg.users, cfg.items, cfg.clusters
 

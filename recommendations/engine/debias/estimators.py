@@ -74,7 +74,8 @@ def weights(
     if clip is not None and clip <= 0:
         raise ConfigError("clip must be positive")
     w = pi / p
-    return np.minimum(w, clip) if clip is not None else w
+    capped: np.ndarray = np.minimum(w, clip) if clip is not None else w
+    return capped
 
 
 def _estimate(terms: np.ndarray, value: float, w: np.ndarray) -> Estimate:
@@ -128,7 +129,8 @@ def dr_terms(
     """Per-sample DR terms ``direct + w (r - reward_hat)``, ``(n,)``."""
     r, _, _, rh, d = _arrays(rewards, propensities, target_probs, reward_hat, direct)
     w = np.broadcast_to(weights(propensities, target_probs, clip=clip), r.shape)
-    return d + w * (r - rh)
+    terms: np.ndarray = d + w * (r - rh)
+    return terms
 
 
 def dr(

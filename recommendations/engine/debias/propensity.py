@@ -60,4 +60,5 @@ def exposure_propensities(
     positive = counts[counts > 0]
     filled = np.where(counts > 0, counts, positive.min())
     p = p_max * (filled / counts.max()) ** power
-    return np.clip(p, floor, p_max)
+    clipped: np.ndarray = np.clip(p, floor, p_max)
+    return clipped

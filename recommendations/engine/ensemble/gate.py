@@ -51,13 +51,17 @@ def disagreement(
     blend = (w * z).sum(axis=0)  # (B, C)
     var = (w * (z - blend) ** 2).sum(axis=0)  # (B, C)
     ranked = np.where(exclude, -np.inf, blend) if exclude is not None else blend
+    spread: np.ndarray  # (B,)
     if candidates is None or candidates >= blend.shape[1]:
         if exclude is None:
-            return var.mean(axis=1)
+            spread = var.mean(axis=1)
+            return spread
         keep = ~exclude
-        return (var * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1)
+        spread = (var * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1)
+        return spread
     top = np.argpartition(-ranked, candidates - 1, axis=1)[:, :candidates]
-    return np.take_along_axis(var, top, axis=1).mean(axis=1)
+    spread = np.take_along_axis(var, top, axis=1).mean(axis=1)
+    return spread
 
 
 def genre_matrix(item_features: pd.DataFrame | None, n_items: int) -> np.ndarray:

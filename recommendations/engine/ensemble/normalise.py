@@ -27,7 +27,7 @@ import scipy.stats
 from recommendations.engine.errors import ConfigError
 
 Normalisation = Literal["zscore", "rank"]
-METHODS: tuple[str, ...] = ("zscore", "rank")
+METHODS: tuple[Normalisation, ...] = ("zscore", "rank")
 
 
 def normalise(
@@ -59,7 +59,8 @@ def normalise(
         mean = np.nan_to_num(mean)
         std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         out = (s - mean) / std
-        return np.nan_to_num(out, nan=-10.0).astype(np.float32)
+        z: np.ndarray = np.nan_to_num(out, nan=-10.0).astype(np.float32)
+        return z
     if method == "rank":
         # Scores within 1e-5 of the row's range are ties: float noise between
         # backends (PyTorch vs ONNX Runtime, ~1e-6) must not reorder tie groups.

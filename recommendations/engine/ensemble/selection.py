@@ -56,7 +56,11 @@ import numpy as np
 
 from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.debias import dr, exposure_propensities, ips, snips
-from recommendations.engine.ensemble.normalise import METHODS, normalise
+from recommendations.engine.ensemble.normalise import (
+    METHODS,
+    Normalisation,
+    normalise,
+)
 from recommendations.engine.errors import ConfigError
 from recommendations.engine.evaluation.beyond import head_items
 from recommendations.engine.evaluation.stats import mean_ci
@@ -78,7 +82,10 @@ def popularity_reward_model(item_counts: np.ndarray, exclude: np.ndarray) -> np.
     """``rhat (B, N)``: P(next item = i) under popularity, over unseen items."""
     counts = np.asarray(item_counts, dtype=np.float64)[None, :] + 1.0  # smoothed
     masked = np.where(exclude, 0.0, counts)
-    return (masked / masked.sum(axis=1, keepdims=True)).astype(np.float32)
+    reward_hat: np.ndarray = (masked / masked.sum(axis=1, keepdims=True)).astype(
+        np.float32
+    )
+    return reward_hat
 
 
 @dataclass
@@ -94,7 +101,7 @@ class BlendData:
     reward_hat: np.ndarray  # (B, N) float32 reward model
     popularity: np.ndarray  # (B, N) float32 normalised log-popularity
     head: np.ndarray  # (N,) bool: the most popular 20 % of items
-    method: str = "zscore"
+    method: Normalisation = "zscore"
 
     @classmethod
     def build(
@@ -103,7 +110,7 @@ class BlendData:
         task: EvalTask,
         item_counts: np.ndarray,
         *,
-        method: str = "zscore",
+        method: Normalisation = "zscore",
         propensity_power: float | None = None,
     ) -> BlendData:
         """From raw member scores ``{name: (B, N)}`` on ``task``'s histories."""
@@ -349,7 +356,7 @@ class WeightSelection:
     """The chosen blend and everything needed to audit the choice."""
 
     weights: dict[str, float]
-    normalisation: str
+    normalisation: Normalisation
     objective: str
     value: float
     estimates: dict[str, dict[str, float]]
@@ -370,7 +377,7 @@ def select_weights(
     item_counts: np.ndarray,
     *,
     objective: str = "dr",
-    normalisations: Sequence[str] = METHODS,
+    normalisations: Sequence[Normalisation] = METHODS,
     samples: int = 200,
     seed: int = 0,
     refine: bool = True,
@@ -403,7 +410,7 @@ def select_weights(
         "corrections": list(corrections),
     }  # fmt: skip
     correct = any(c > 0 for c in corrections)
-    results: dict[str, tuple[BlendData, SearchResult, Correction]] = {}
+    results: dict[Normalisation, tuple[BlendData, SearchResult, Correction]] = {}
     floor: float | None = None
     for method in normalisations:
         data = BlendData.build(
@@ -427,7 +434,7 @@ def select_weights(
     chosen = max(results, key=lambda m: (results[m][2].meets_floor,
                                          results[m][2].value))  # fmt: skip
     data, result, correction = results[chosen]
-    by_method = {
+    by_method: dict[str, dict[str, Any]] = {
         m: {
             "value": c.value,
             "value_uncorrected": r.value,

@@ -32,9 +32,8 @@ HEAD_FRACTION = 0.2  # "long tail": items outside the top 20 % by popularity
 
 def popularity_percentile(item_counts: np.ndarray) -> np.ndarray:
     """``(N,)`` each item's popularity percentile in ``(0, 1]`` (ties averaged)."""
-    return scipy.stats.rankdata(item_counts, method="average") / max(
-        len(item_counts), 1
-    )
+    ranks: np.ndarray = scipy.stats.rankdata(item_counts, method="average")
+    return ranks / max(len(item_counts), 1)
 
 
 def head_items(item_counts: np.ndarray) -> np.ndarray:

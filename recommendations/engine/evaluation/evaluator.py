@@ -117,7 +117,9 @@ def evaluate(
         if sampled_parts else {}
     )  # fmt: skip
     beyond = (
-        beyond_accuracy(np.concatenate(recommended), item_counts) if recommended else {}
+        beyond_accuracy(np.concatenate(recommended), item_counts)
+        if recommended and item_counts is not None
+        else {}
     )
     return EvaluationResult(
         users=task.users,

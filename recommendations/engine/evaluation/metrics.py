@@ -15,6 +15,7 @@ With one target, NDCG@K = 1 / log2(rank + 2) when rank < K.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +25,10 @@ METRICS: tuple[str, ...] = ("hr", "ndcg", "mrr", "recall")
 
 
 def _dense(m: sp.csr_matrix | np.ndarray) -> np.ndarray:
-    return m.toarray().astype(bool) if sp.issparse(m) else np.asarray(m, dtype=bool)
+    if sp.issparse(m):  # scipy is untyped: issparse does not narrow ``m``
+        dense: np.ndarray = cast("sp.csr_matrix", m).toarray().astype(bool)
+        return dense
+    return np.asarray(m, dtype=bool)
 
 
 def target_ranks(

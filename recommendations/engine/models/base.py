@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -32,13 +32,15 @@ from recommendations.engine.data.interactions import (
 )
 from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.errors import ConfigError, NotFittedError, UnknownItemError
-
-if TYPE_CHECKING:
-    from recommendations.engine.training.trainer import FitReport, Trainer
+from recommendations.engine.jsonable import to_jsonable
+from recommendations.engine.models.names import import_model_class
+from recommendations.engine.training.trainer import FitReport, Trainer
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+
+T = TypeVar("T")
 
 
 class ModelConfig(BaseModel):
@@ -64,6 +66,8 @@ class Recommender(abc.ABC):
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]]
     iterative: ClassVar[bool] = False
+    config: ModelConfig
+    """Validated settings; a model narrows the type to its own ``Config``."""
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         if config is None:
@@ -87,9 +91,14 @@ class Recommender(abc.ABC):
         trainer: Trainer | None = None,
     ) -> FitReport:
         """Fit on ``train``; ``valid`` drives early stopping / selection."""
-        from recommendations.engine.training.trainer import Trainer
-
         return (trainer or Trainer()).fit(self, train, valid)
+
+    def _fitted(self, value: T | None) -> T:
+        """``value`` (something :meth:`fit` or :meth:`set_state` sets);
+        :class:`NotFittedError` while it is still ``None``."""
+        if value is None:
+            raise NotFittedError(f"{self.name} is not fitted")
+        return value
 
     def prepare(self, train: Interactions) -> None:
         """Called by the trainer before fitting: remember the vocabularies."""
@@ -149,11 +158,13 @@ class Recommender(abc.ABC):
         self, history_ids: Sequence[Any], candidate_ids: Sequence[Any] | None = None
     ) -> np.ndarray:
         """Score one history of external item ids; returns ``(N,)`` or ``(C,)``."""
-        if self.items is None:
-            raise NotFittedError(f"{self.name} is not fitted")
-        history = self.items.index(list(history_ids)) if len(history_ids) else []
-        cand = None if candidate_ids is None else self.items.index(list(candidate_ids))
-        return self.score([History(np.asarray(history))], cand)[0]
+        items = self._fitted(self.items)
+        history: Sequence[int] | np.ndarray = (
+            items.index(list(history_ids)) if len(history_ids) else []
+        )
+        cand = None if candidate_ids is None else items.index(list(candidate_ids))
+        scores: np.ndarray = self.score([History(np.asarray(history))], cand)[0]
+        return scores
 
     def recommend(
         self,
@@ -214,22 +225,22 @@ class Recommender(abc.ABC):
             "format": FORMAT_VERSION,
             "model": self.name,
             "config": self.config.model_dump(mode="json"),
-            "item_ids": [_json_id(i) for i in self.items.ids],
+            "item_ids": to_jsonable(self.items.ids),
             "n_users": self.n_users,
         }
         (folder / "model.json").write_text(json.dumps(meta))
-        np.savez(folder / "state.npz", **self.get_state())
+        # numeric arrays only: load() reads them with allow_pickle=False
+        np.savez(folder / "state.npz", allow_pickle=False, **self.get_state())
         return folder
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load any registered model saved with :meth:`save`."""
-        from recommendations.engine.models.registry import get_model_class
-
+    def load(cls, path: str | Path) -> Self:
+        """Load any registered model saved with :meth:`save`
+        (``Recommender.load``), or one of this class (``SASRec.load``)."""
         folder = Path(path)
         meta = json.loads((folder / "model.json").read_text())
-        model_cls = get_model_class(meta["model"])
-        if cls is not Recommender and not issubclass(model_cls, cls):
+        model_cls = import_model_class(meta["model"])
+        if not issubclass(model_cls, cls):
             raise ConfigError(f"{folder} holds a {meta['model']} model")
         model = model_cls(model_cls.Config(**meta["config"]))
         model.items = Vocabulary(np.asarray(meta["item_ids"]))
@@ -241,10 +252,6 @@ class Recommender(abc.ABC):
 
     def load_extra(self, folder: Path) -> None:  # noqa: B027 - optional hook
         """Hook: read what :meth:`save` wrote besides ``state.npz`` (members...)."""
-
-
-def _json_id(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 class IterativeRecommender(Recommender):

@@ -33,7 +33,7 @@ import logging
 import math
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -45,9 +45,8 @@ from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.itemknn import histories_matrix
 from recommendations.engine.models.torch_base import TorchRecommender
-
-if TYPE_CHECKING:
-    from recommendations.engine.onnx.feeds import OnnxFeeds
+from recommendations.engine.onnx.export import export_module
+from recommendations.engine.onnx.inputs import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ class Denoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         emb = self.step_proj(step_embedding(t, self.step_dim))  # (B, E)
-        h = self.dropout(F.normalize(x, dim=-1))  # (B, W)
+        h: torch.Tensor = self.dropout(F.normalize(x, dim=-1))  # (B, W)
         h = torch.cat([h, emb], dim=-1)  # (B, W + E)
         for layer in self.down:
             h = torch.tanh(layer(h))  # (B, H_k)
@@ -197,21 +196,26 @@ class DiffRecNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, N)`` interactions -> the diffused space ``(B, W)``."""
-        return torch.tanh(self.encoder(F.normalize(x, dim=-1))) if self.latent else x
+        if not self.latent:
+            return x
+        z: torch.Tensor = torch.tanh(self.encoder(F.normalize(x, dim=-1)))
+        return z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z) if self.latent else z  # (B, N)
+        out: torch.Tensor = self.decoder(z) if self.latent else z  # (B, N)
+        return out
 
 
-class DiffRec(TorchRecommender):
+class DiffRec(TorchRecommender[DiffRecNet]):
     name: ClassVar[str] = "diffusion"
     Config = DiffRecConfig
+    config: DiffRecConfig
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.schedule = Schedule(self.config)
 
-    def build_net(self) -> nn.Module:
+    def build_net(self) -> DiffRecNet:
         return DiffRecNet(self.n_items, self.config)
 
     # -------------------------------------------------------------- training
@@ -225,7 +229,7 @@ class DiffRec(TorchRecommender):
         matrix = train.matrix()
         rows = np.flatnonzero(np.diff(matrix.indptr) > 0)
         self.train_matrix = matrix[rows].tocsr()  # (U', N)
-        self.loss_history = [
+        self.loss_history: list[deque[float]] = [
             deque(maxlen=cfg.history_per_step) for _ in range(cfg.steps)
         ]
 
@@ -247,9 +251,10 @@ class DiffRec(TorchRecommender):
         cfg: DiffRecConfig = self.config
         net = self._require_net()
         net.train()
+        optimizer = self._require_optimizer()
         device = self.torch_device
         sched = self.schedule
-        n = self.train_matrix.shape[0]
+        n: int = self.train_matrix.shape[0]
         order = torch.randperm(n, generator=self.generator).numpy()
         total = 0.0
         for start in range(0, n, cfg.batch_size):
@@ -272,9 +277,9 @@ class DiffRec(TorchRecommender):
             if net.latent:
                 recon = net.decode(z0)  # (B, N)
                 loss = loss - (F.log_softmax(recon, dim=-1) * x0).sum(-1).mean()
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
             total += float(loss.detach()) * len(rows)
         return total / max(n, 1)
 
@@ -312,7 +317,7 @@ class DiffRec(TorchRecommender):
 
     def item_embeddings(self) -> np.ndarray | None:
         net = self._require_net()
-        last = net.decoder if net.latent else net.denoiser.up[-1]
+        last = net.decoder if net.latent else cast(nn.Linear, net.denoiser.up[-1])
         return last.weight.detach().cpu().numpy().copy()  # (N, H)
 
     # ------------------------------------------------------------------ onnx
@@ -324,8 +329,6 @@ class DiffRec(TorchRecommender):
         seeded generator as :meth:`denoise`). Batch is a dynamic axis; the
         ``sampling_steps`` denoising steps are unrolled.
         """
-        from recommendations.engine.onnx.export import export_module
-
         module = _DiffRecScores(self)
         example = [torch.zeros(2, self.n_items)]
         names = ["x"]
@@ -345,8 +348,6 @@ class DiffRec(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """The binary history matrix (and the inference noise, when drawn)."""
-        from recommendations.engine.onnx.feeds import OnnxFeeds
-
         cfg: DiffRecConfig = self.config
         x = histories_matrix(histories, self.n_items).toarray()  # (B, N)
         inputs = {"x": x.astype(np.float32)}

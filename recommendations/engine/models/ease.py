@@ -53,6 +53,8 @@ class EASE(Recommender):
     name: ClassVar[str] = "ease"
     Config = EASEConfig
 
+    config: EASEConfig
+
     def __init__(self, config: ModelConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
         self.weights: np.ndarray | None = None  # (N, N), zero diagonal
@@ -61,7 +63,7 @@ class EASE(Recommender):
     @staticmethod
     def _closed_form(vecs: np.ndarray, eig: np.ndarray, l2: float) -> np.ndarray:
         p = (vecs / (eig + l2)) @ vecs.T  # (N, N) = (G + l2 I)^-1
-        b = -p / np.diag(p)[None, :]
+        b: np.ndarray = -p / np.diag(p)[None, :]
         np.fill_diagonal(b, 0.0)
         return b.astype(np.float32)
 
@@ -78,7 +80,8 @@ class EASE(Recommender):
         diag_p = (vecs**2) @ inv  # (N,)
         xv = np.asarray(x_hist @ vecs)  # (U, N)
         xp = (xv * inv) @ vecs.T  # (U, N)
-        return np.asarray(x_hist.todense()) - xp / diag_p
+        scores: np.ndarray = np.asarray(x_hist.todense()) - xp / diag_p
+        return scores
 
     def fit_closed_form(self, train: Interactions, valid: EvalTask | None) -> None:
         x = train.matrix()
@@ -108,7 +111,7 @@ class EASE(Recommender):
         return np.asarray(h @ self.weights, dtype=np.float32)
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights}
+        return {"weights": self._fitted(self.weights)}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self.weights = state["weights"].astype(np.float32)

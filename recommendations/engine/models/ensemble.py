@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -36,7 +36,7 @@ from recommendations.engine.ensemble.gate import (
     disagreement,
     genre_matrix,
 )
-from recommendations.engine.ensemble.normalise import METHODS, normalise
+from recommendations.engine.ensemble.normalise import METHODS, Normalisation, normalise
 from recommendations.engine.ensemble.selection import (
     CORRECTIONS,
     BlendData,
@@ -45,10 +45,12 @@ from recommendations.engine.ensemble.selection import (
     select_weights,
 )
 from recommendations.engine.errors import ConfigError, NotFittedError
+from recommendations.engine.jsonable import to_jsonable
 from recommendations.engine.models.base import ModelConfig, Recommender
-
-if TYPE_CHECKING:
-    from recommendations.engine.training.trainer import FitReport, Trainer
+from recommendations.engine.models.names import MODELS
+from recommendations.engine.models.registry import get_model_class
+from recommendations.engine.training.profiles import model_config, trainer_config
+from recommendations.engine.training.trainer import FitReport, Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +98,6 @@ class EnsembleConfig(ModelConfig):
     @field_validator("members")
     @classmethod
     def _known_members(cls, members: tuple[str, ...]) -> tuple[str, ...]:
-        from recommendations.engine.models.registry import MODELS
-
         if not members:
             raise ValueError("an ensemble needs at least one member")
         for name in members:
@@ -111,12 +111,13 @@ class EnsembleConfig(ModelConfig):
 class Ensemble(Recommender):
     name = "ensemble"
     Config = EnsembleConfig
+    config: EnsembleConfig
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.members: dict[str, Recommender] = {}
         self.weights = np.zeros(len(self.config.members))
-        self.normalisation = (
+        self.normalisation: Normalisation = (
             "zscore"
             if self.config.normalisation == "auto"
             else self.config.normalisation
@@ -135,13 +136,6 @@ class Ensemble(Recommender):
         trainer: Trainer | None = None,
     ) -> FitReport:
         """Train every member (shared budget), then select weights on ``valid``."""
-        from recommendations.engine.models.registry import get_model_class
-        from recommendations.engine.training.profiles import (
-            model_config,
-            trainer_config,
-        )
-        from recommendations.engine.training.trainer import FitReport, Trainer
-
         trainer = trainer or Trainer()
         cfg = self.config
         started = time.perf_counter()
@@ -280,7 +274,7 @@ class Ensemble(Recommender):
         stack = []
         for n in names:
             raw = self.members[n].score(histories, candidates)
-            stack.append(normalise(raw, self.normalisation, exclude))  # type: ignore[arg-type]
+            stack.append(normalise(raw, self.normalisation, exclude))
         return names, np.stack(stack)
 
     def _weights_of(self, names: Sequence[str]) -> np.ndarray:
@@ -298,8 +292,9 @@ class Ensemble(Recommender):
             if candidates is None
             else self.log_popularity[candidates]
         )
-        z = normalise(np.broadcast_to(pop, (rows, len(pop))), self.normalisation,  # type: ignore[arg-type]
-                      exclude)  # fmt: skip
+        z = normalise(
+            np.broadcast_to(pop, (rows, len(pop))), self.normalisation, exclude
+        )
         return self.popularity_correction * z
 
     def _score(self, histories: list[History]) -> np.ndarray:
@@ -372,8 +367,9 @@ class Ensemble(Recommender):
             model.save(folder / "members" / name)
         (folder / "ensemble.json").write_text(
             json.dumps(
-                {"normalisation": self.normalisation, "fit_info": self.fit_info},
-                default=_json_default,
+                to_jsonable(
+                    {"normalisation": self.normalisation, "fit_info": self.fit_info}
+                )
             )
         )
         return folder
@@ -385,13 +381,3 @@ class Ensemble(Recommender):
         self.members = {
             n: Recommender.load(folder / "members" / n) for n in self.config.members
         }
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    raise TypeError(f"not JSON serialisable: {type(value)}")

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import geoopt
 import numpy as np
@@ -52,10 +52,9 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+from recommendations.engine.onnx.export import export_module
 from recommendations.engine.onnx.feeds import hyperbolic_weights
-
-if TYPE_CHECKING:
-    from recommendations.engine.onnx.feeds import OnnxFeeds
+from recommendations.engine.onnx.inputs import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +101,8 @@ def poincare_distance(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tenso
     diff2 = (x2 + y2 - 2.0 * x @ y.T).clamp_min(0.0)  # (B, N)
     denom = (1 - c * x2).clamp_min(EPS) * (1 - c * y2).clamp_min(EPS)
     arg = 1.0 + 2.0 * c * diff2 / denom
-    return torch.acosh(arg.clamp_min(1.0 + 1e-7)) / c**0.5
+    dist: torch.Tensor = torch.acosh(arg.clamp_min(1.0 + 1e-7)) / c**0.5
+    return dist
 
 
 class HyperbolicNet(nn.Module):
@@ -117,19 +117,21 @@ class HyperbolicNet(nn.Module):
     def users(self, weights: torch.Tensor) -> torch.Tensor:
         """Row-stochastic history weights ``(B, N)`` -> user points ``(B, D)``."""
         tangent = weights @ self.ball.logmap0(self.items)  # (B, D)
-        return self.ball.expmap0(tangent)
+        users: torch.Tensor = self.ball.expmap0(tangent)  # geoopt is untyped
+        return users
 
 
-class Hyperbolic(TorchRecommender):
+class Hyperbolic(TorchRecommender[HyperbolicNet]):
     name: ClassVar[str] = "hyperbolic"
     Config = HyperbolicConfig
+    config: HyperbolicConfig
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.decay = self.config.history_decay or 0.0
         self.fit_info: dict[str, Any] = {}
 
-    def build_net(self) -> nn.Module:
+    def build_net(self) -> HyperbolicNet:
         return HyperbolicNet(self.n_items, self.config)
 
     # -------------------------------------------------------------- training
@@ -148,6 +150,7 @@ class Hyperbolic(TorchRecommender):
         cfg: HyperbolicConfig = self.config
         net = self._require_net()
         net.train()
+        optimizer = self._require_optimizer()
         device = self.torch_device
         order = torch.randperm(len(self.pairs_u), generator=self.generator).numpy()
         total = 0.0
@@ -161,9 +164,9 @@ class Hyperbolic(TorchRecommender):
             users = net.users(weights)  # (B, D)
             logits = -poincare_distance(users, net.items, cfg.curvature)  # (B, N)
             loss = F.cross_entropy(logits / cfg.temperature, target)
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
             total += float(loss.detach()) * len(idx)
         return total / max(len(order), 1)
 
@@ -198,7 +201,8 @@ class Hyperbolic(TorchRecommender):
 
     def item_embeddings(self) -> np.ndarray | None:
         """Item points on the ball ``(N, D)`` (use ``logmap0`` for a flat space)."""
-        return self._require_net().items.detach().cpu().numpy().copy()
+        points: np.ndarray = self._require_net().items.detach().cpu().numpy()
+        return points.copy()
 
     # -------------------------------------------------------------- state
     def get_state(self) -> dict[str, np.ndarray]:
@@ -220,8 +224,6 @@ class Hyperbolic(TorchRecommender):
         history weights (recency decay) come from :meth:`onnx_feeds`. Batch is
         a dynamic axis.
         """
-        from recommendations.engine.onnx.export import export_module
-
         return export_module(
             self,
             _HyperbolicScores(self._require_net(), self.config.curvature),
@@ -235,13 +237,16 @@ class Hyperbolic(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """Row-stochastic history weights ``(B, N)`` (:meth:`history_weights`)."""
-        from recommendations.engine.onnx.feeds import OnnxFeeds
-
         return OnnxFeeds({"weights": self.history_weights(histories)})
 
 
 class _HyperbolicScores(nn.Module):
     """The exported graph: user point from the weights, ``-d_c(user, item)``."""
+
+    items: torch.Tensor  # buffers
+    tangent: torch.Tensor
+    k_sqrt: torch.Tensor
+    max_norm: torch.Tensor
 
     def __init__(self, net: HyperbolicNet, curvature: float) -> None:
         super().__init__()

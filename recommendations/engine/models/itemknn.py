@@ -57,6 +57,8 @@ class ItemKNN(Recommender):
     name: ClassVar[str] = "itemknn"
     Config = ItemKNNConfig
 
+    config: ItemKNNConfig
+
     def __init__(self, config: ModelConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
         self.similarity: sp.csr_matrix | None = None  # (N, N) sparse
@@ -97,7 +99,7 @@ class ItemKNN(Recommender):
         return np.asarray((h @ self.similarity).todense(), dtype=np.float32)
 
     def get_state(self) -> dict[str, np.ndarray]:
-        s = self.similarity
+        s = self._fitted(self.similarity)
         return {"data": s.data, "indices": s.indices, "indptr": s.indptr}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:

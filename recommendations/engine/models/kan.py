@@ -53,9 +53,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -68,9 +69,8 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.kan_features import FEATURES, KanFeatures
 from recommendations.engine.models.torch_base import TorchRecommender
-
-if TYPE_CHECKING:
-    from recommendations.engine.onnx.feeds import OnnxFeeds
+from recommendations.engine.onnx.export import export_module
+from recommendations.engine.onnx.inputs import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,8 @@ def uniform_grid(
 class KANLayer(nn.Module):
     """One KAN layer: ``y_o = sum_j w_b[o,j] silu(x_j) + spline_oj(x_j)``."""
 
+    grid: torch.Tensor  # buffer (in, G + 2k + 1) knots
+
     def __init__(
         self, n_in: int, n_out: int, grid_size: int, order: int, grid_eps: float
     ) -> None:
@@ -229,6 +231,11 @@ class KANNet(nn.Module):
             for a, b in zip(widths, widths[1:], strict=False)
         )
 
+    @property
+    def kan_layers(self) -> list[KANLayer]:
+        """``layers`` typed (iterating an ``nn.ModuleList`` gives plain modules)."""
+        return cast("list[KANLayer]", list(self.layers))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x)
@@ -236,7 +243,7 @@ class KANNet(nn.Module):
 
     @torch.no_grad()
     def update_grid(self, x: torch.Tensor, grid_size: int | None = None) -> None:
-        for layer in self.layers:
+        for layer in self.kan_layers:
             layer.update_grid(x, grid_size)
             x = layer(x)
 
@@ -267,9 +274,10 @@ def _top_k_rows(m: np.ndarray, k: int) -> sp.csr_matrix:
     return out
 
 
-class KAN(TorchRecommender):
+class KAN(TorchRecommender[KANNet]):
     name: ClassVar[str] = "kan"
     Config = KANConfig
+    config: KANConfig
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -277,7 +285,7 @@ class KAN(TorchRecommender):
         self.fit_info: dict[str, Any] = {}
         self._sparse: dict[str, sp.csr_matrix] = {}
 
-    def build_net(self) -> nn.Module:
+    def build_net(self) -> KANNet:
         cfg: KANConfig = self.config
         return KANNet([len(FEATURES), *cfg.hidden, 1], cfg)
 
@@ -426,6 +434,7 @@ class KAN(TorchRecommender):
         cfg: KANConfig = self.config
         net = self._require_net()
         net.train()
+        optimizer = self._require_optimizer()
         device = self.torch_device
         total, count = 0.0, 0
         for _ in range(0, cfg.samples_per_epoch, cfg.batch_size):
@@ -441,9 +450,9 @@ class KAN(TorchRecommender):
                 [logits[:, :1], logits[:, 1:].masked_fill(clash, -1e9)], dim=1
             )
             loss = F.cross_entropy(logits, torch.zeros(len(cand), dtype=torch.long))
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
             total += float(loss.detach()) * len(cand)
             count += len(cand)
         return total / max(count, 1)
@@ -532,7 +541,8 @@ class KAN(TorchRecommender):
             return dict.fromkeys(FEATURES, 0.0)
         feats = self.features(batch[0], batch[1][:, :1])[:, 0]  # (S, F)
         with torch.no_grad():
-            edges = net.layers[0].edge_values(torch.from_numpy(feats))  # (S, out, F)
+            first = net.kan_layers[0]
+            edges = first.edge_values(torch.from_numpy(feats))  # (S, out, F)
         scores = edges.abs().mean(0).sum(0).numpy()  # (F,)
         return {f: float(v) for f, v in zip(FEATURES, scores, strict=True)}
 
@@ -552,7 +562,7 @@ class KAN(TorchRecommender):
         net = self._require_net()
         importance = self.feature_importance()
         names = sorted(importance, key=importance.__getitem__, reverse=True)[:top]
-        layer = net.layers[0]
+        layer = net.kan_layers[0]
         fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8))
         axes = np.atleast_1d(axes)
         for ax, name in zip(axes, names, strict=True):
@@ -584,8 +594,8 @@ class KAN(TorchRecommender):
         params = {k: v for k, v in state.items() if not k.startswith("_t_")}
         if self.net is None:
             self.net = self.build_net().to(self.torch_device)
-        net: KANNet = self.net  # type: ignore[assignment]
-        for i, layer in enumerate(net.layers):  # grids may have been refined
+        net = self.net
+        for i, layer in enumerate(net.kan_layers):  # grids may have been refined
             grid = np.asarray(params[f"layers.{i}.grid"])
             if grid.shape != tuple(layer.grid.shape):
                 layer.grid = torch.from_numpy(grid)
@@ -607,8 +617,6 @@ class KAN(TorchRecommender):
         scores exactly the candidates asked for. Batch and candidates are
         dynamic axes.
         """
-        from recommendations.engine.onnx.export import export_module
-
         example = torch.zeros(2, 3, len(FEATURES))
         return export_module(
             self,
@@ -635,7 +643,7 @@ class _KANScores(nn.Module):
         self.net = net
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        scores = self.net(features.flatten(0, 1))  # (B * C,)
+        scores: torch.Tensor = self.net(features.flatten(0, 1))  # (B * C,)
         return scores.view(features.shape[0], features.shape[1])  # (B, C)
 
 
@@ -643,9 +651,9 @@ def _is_list(value: object) -> bool:
     return isinstance(value, list | tuple | np.ndarray)
 
 
-def pd_to_float(values: Any) -> np.ndarray:
+def pd_to_float(values: Any) -> npt.NDArray[np.float64]:
     """Year column (maybe pandas ``Int64`` with NA) -> float64 with NaN."""
     import pandas as pd
 
     series = pd.to_numeric(pd.Series(values), errors="coerce")
-    return series.astype("float64").to_numpy()
+    return cast("npt.NDArray[np.float64]", series.astype("float64").to_numpy())

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommendations.engine.data.interactions import History
-from recommendations.engine.onnx.feeds import OnnxFeeds
+from recommendations.engine.onnx.inputs import OnnxFeeds
 
 FEATURES: tuple[str, ...] = (
     "item_log_pop",
@@ -141,7 +141,7 @@ class KanFeatures:
             gather(last_rows @ trans),
         ]
         x = np.stack([np.asarray(c, dtype=np.float32) for c in cols_out], axis=-1)
-        x = (x - t["feat_mean"]) / t["feat_std"]
+        x = np.asarray((x - t["feat_mean"]) / t["feat_std"])
         return np.clip(x, -5.0, 5.0).astype(np.float32)  # (B, C, F)
 
     def onnx_feeds(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,10 +39,9 @@ from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.evaluation.evaluator import select_on_validation
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+from recommendations.engine.onnx.export import export_module
 from recommendations.engine.onnx.feeds import lightgcn_feeds, lightgcn_fold_in
-
-if TYPE_CHECKING:
-    from recommendations.engine.onnx.feeds import OnnxFeeds
+from recommendations.engine.onnx.inputs import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +125,12 @@ class Adjacency:
         )
 
     def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor
         if self.torch is not None:
-            return torch.sparse.mm(self.torch, x)
-        return _ScipySpMM.apply(x, self.scipy)
+            out = torch.sparse.mm(self.torch, x)
+        else:
+            out = _ScipySpMM.apply(x, self.scipy)  # type: ignore[no-untyped-call]  # torch: apply is unannotated
+        return out
 
 
 class LightGCNNet(nn.Module):
@@ -149,9 +151,10 @@ class LightGCNNet(nn.Module):
         return out
 
 
-class LightGCN(TorchRecommender):
+class LightGCN(TorchRecommender[LightGCNNet]):
     name: ClassVar[str] = "lightgcn"
     Config = LightGCNConfig
+    config: LightGCNConfig
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -160,7 +163,7 @@ class LightGCN(TorchRecommender):
         self.decay = self.config.history_decay or 0.0
         self.fit_info: dict[str, Any] = {}
 
-    def build_net(self) -> nn.Module:
+    def build_net(self) -> LightGCNNet:
         return LightGCNNet(self.n_users, self.n_items, self.config.dim)
 
     # -------------------------------------------------------------- training
@@ -180,7 +183,7 @@ class LightGCN(TorchRecommender):
         self.item_layers = None
 
     def _final(self) -> tuple[torch.Tensor, torch.Tensor]:
-        layers = self.net.propagate(self.adj, self.config.layers)
+        layers = self._require_net().propagate(self.adj, self.config.layers)
         final = torch.stack(layers).mean(dim=0)  # (U + N, D)
         return final[: self.n_users], final[self.n_users :]
 
@@ -188,6 +191,7 @@ class LightGCN(TorchRecommender):
         cfg: LightGCNConfig = self.config
         net = self._require_net()
         net.train()
+        optimizer = self._require_optimizer()
         self.item_layers = None
         device = self.torch_device
         order = torch.randperm(len(self.pairs_u), generator=self.generator)
@@ -214,9 +218,9 @@ class LightGCN(TorchRecommender):
                 loss = -F.logsigmoid(pos - neg).mean()
             reg = net.user_emb(u).pow(2).sum() + net.item_emb(i).pow(2).sum()
             loss = loss + cfg.l2 * reg / len(idx)
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
         return total / max(count, 1)
@@ -252,7 +256,7 @@ class LightGCN(TorchRecommender):
     def _fold_in_weights(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fold-in items and weights ``w_i = 1 / sqrt(|H| d_i)`` of one history,
         recency-decayed (same total mass) when ``decay`` > 0."""
-        return lightgcn_fold_in(history, self.item_degree, self.decay)
+        return lightgcn_fold_in(history, self._fitted(self.item_degree), self.decay)
 
     def _score(self, histories: list[History]) -> np.ndarray:
         cfg: LightGCNConfig = self.config
@@ -264,11 +268,11 @@ class LightGCN(TorchRecommender):
         # Fold-in weights: (B, N) sparse matrix w_ui = 1 / sqrt(|H| d_i)
         rows, cols, vals = [], [], []
         for r, h in enumerate(histories):
-            items, w = self._fold_in_weights(h.items)
-            if not len(items):
+            fold_items, w = self._fold_in_weights(h.items)
+            if not len(fold_items):
                 continue
-            rows.append(np.full(len(items), r))
-            cols.append(items)
+            rows.append(np.full(len(fold_items), r))
+            cols.append(fold_items)
             vals.append(w)
         fold = sp.csr_matrix(
             (np.concatenate(vals) if vals else np.zeros(0),
@@ -302,7 +306,7 @@ class LightGCN(TorchRecommender):
     def get_state(self) -> dict[str, np.ndarray]:
         state = super().get_state()
         state["_item_layers"] = self._ensure_item_layers().cpu().numpy().copy()
-        state["_item_degree"] = self.item_degree.copy()
+        state["_item_degree"] = self._fitted(self.item_degree).copy()
         state["_decay"] = np.array(self.decay, dtype=np.float64)
         return state
 
@@ -327,8 +331,6 @@ class LightGCN(TorchRecommender):
         constants; the fold-in weights and the known users' layer-0 vectors
         are built in numpy by :meth:`onnx_feeds`. Batch is a dynamic axis.
         """
-        from recommendations.engine.onnx.export import export_module
-
         cfg: LightGCNConfig = self.config
         self._require_net()
         module = _LightGCNScores(
@@ -355,7 +357,7 @@ class LightGCN(TorchRecommender):
         return lightgcn_feeds(
             histories,
             n_items=self.n_items,
-            item_degree=self.item_degree,
+            item_degree=self._fitted(self.item_degree),
             decay=self.decay,
             user_table=net.user_emb.weight.detach().cpu().numpy()[: self.n_users],
         )
@@ -363,6 +365,9 @@ class LightGCN(TorchRecommender):
 
 class _LightGCNScores(nn.Module):
     """The exported graph: fold-in propagation and (cosine) dot products."""
+
+    fold_layers: torch.Tensor  # buffer (K, N, D)
+    items_t: torch.Tensor  # buffer (D, N)
 
     def __init__(self, item_layers: torch.Tensor, layers: int, normalize: bool) -> None:
         super().__init__()

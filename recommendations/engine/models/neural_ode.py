@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -53,10 +53,9 @@ from torchdiffeq import odeint
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
+from recommendations.engine.onnx.export import export_module
 from recommendations.engine.onnx.feeds import neural_ode_pack
-
-if TYPE_CHECKING:
-    from recommendations.engine.onnx.feeds import OnnxFeeds
+from recommendations.engine.onnx.inputs import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -131,15 +130,14 @@ class ODEFunc(nn.Module):
 
     def __init__(self, dim: int, hidden: int, phase: bool) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, dim)
-        )
-        nn.init.zeros_(self.net[2].weight)  # start from dh/dt = bias: near-still
-        nn.init.zeros_(self.net[2].bias)
+        first, last = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.net = nn.Sequential(first, nn.Tanh(), last)
+        nn.init.zeros_(last.weight)  # start from dh/dt = bias: near-still
+        nn.init.zeros_(last.bias)
         self.omega = nn.Parameter(torch.randn(dim // 2) * 0.5) if phase else None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        out = self.net(h)  # (B, D)
+        out: torch.Tensor = self.net(h)  # (B, D)
         if self.omega is not None:
             re, im = h.chunk(2, dim=-1)  # (B, D/2) each
             out = out + torch.cat([-self.omega * im, self.omega * re], dim=-1)
@@ -155,10 +153,14 @@ class Rescaled(nn.Module):
         self.delta = delta  # (B, 1)
 
     def forward(self, s: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.delta * self.func(h)
+        dh: torch.Tensor = self.delta * self.func(h)
+        return dh
 
 
 class NeuralODENet(nn.Module):
+    horizon: torch.Tensor
+    """Buffer: the median warped gap (the prediction horizon)."""
+
     def __init__(self, n_items: int, cfg: NeuralODEConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -180,6 +182,7 @@ class NeuralODENet(nn.Module):
         if not train:
             return rk4_solve(lambda x: func(torch.zeros(()), x), h, cfg.ode_steps)
         ts = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
+        out: torch.Tensor  # torchdiffeq is untyped
         if cfg.solver == "dopri5":
             out = odeint(func, h, ts, method="dopri5", rtol=cfg.rtol, atol=cfg.atol)
         else:
@@ -217,26 +220,29 @@ class NeuralODENet(nn.Module):
             h = torch.where(valid, self.gru(x[:, t], h_ode), h)  # jump
             if not last_only or t == length - 1:
                 outs.append(self.evolve(h, horizon, train))
-        return self.proj(torch.stack(outs, dim=1))  # (B, L, D)
+        query: torch.Tensor = self.proj(torch.stack(outs, dim=1))  # (B, L, D)
+        return query
 
     def item_weights(self) -> torch.Tensor:
         return self.item_emb.weight[1:]  # (N, D)
 
 
-class NeuralODE(TorchRecommender):
+class NeuralODE(TorchRecommender[NeuralODENet]):
     name: ClassVar[str] = "neural_ode"
     Config = NeuralODEConfig
+    config: NeuralODEConfig
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.median_gap_s = 86_400.0
 
-    def build_net(self) -> nn.Module:
+    def build_net(self) -> NeuralODENet:
         return NeuralODENet(self.n_items, self.config)
 
     def warp(self, gaps_s: np.ndarray) -> np.ndarray:
         """Real gaps in seconds -> warped ODE time ``log1p(gap / unit)``."""
-        return np.log1p(np.maximum(gaps_s, 0.0) / self.config.time_unit_s)
+        warped: np.ndarray = np.log1p(np.maximum(gaps_s, 0.0) / self.config.time_unit_s)
+        return warped
 
     def _pack(self, histories: list[History], width: int) -> tuple[np.ndarray, ...]:
         """Left-padded ``(B, W)`` shifted items and warped gaps of the histories."""
@@ -251,7 +257,11 @@ class NeuralODE(TorchRecommender):
         self.generator = torch.Generator().manual_seed(seed)
         histories = [h for h in train.histories() if len(h.items) >= 2]
         gaps = np.concatenate(
-            [np.diff(h.timestamps.astype(np.float64)) for h in histories]
+            [
+                np.diff(h.timestamps.astype(np.float64))
+                for h in histories
+                if h.timestamps is not None  # always set on training histories
+            ]
             or [np.zeros(1)]
         )
         self.median_gap_s = float(np.median(gaps)) if len(gaps) else 86_400.0
@@ -269,6 +279,7 @@ class NeuralODE(TorchRecommender):
         cfg: NeuralODEConfig = self.config
         net = self._require_net()
         net.train()
+        optimizer = self._require_optimizer()
         device = self.torch_device
         order = torch.randperm(len(self.train_seq), generator=self.generator)
         total, count = 0.0, 0
@@ -278,14 +289,16 @@ class NeuralODE(TorchRecommender):
             delta = self.train_delta[idx].to(device)
             width = int((seq > 0).sum(1).max())  # drop all-padding columns
             seq, delta = seq[:, -width:], delta[:, -width:]
-            query = net(seq[:, :-1], delta[:, :-1], train=True)  # (B, L, D)
+            query: torch.Tensor = net(
+                seq[:, :-1], delta[:, :-1], train=True
+            )  # (B, L, D)
             targets = seq[:, 1:]  # (B, L)
             mask = (targets > 0) & (seq[:, :-1] > 0)
             logits = query[mask] @ net.item_weights().T  # (P, N)
             loss = F.cross_entropy(logits, targets[mask] - 1)
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
             total += float(loss.detach()) * int(mask.sum())
             count += int(mask.sum())
         return total / max(count, 1)
@@ -298,7 +311,7 @@ class NeuralODE(TorchRecommender):
         width = max(1, min(cfg.max_len, max(len(h.items) for h in histories)))
         seq, delta = self._pack(histories, width)
         with torch.no_grad():
-            query = net(
+            query: torch.Tensor = net(
                 torch.from_numpy(seq).to(self.torch_device),
                 torch.from_numpy(delta).to(self.torch_device),
                 train=False,
@@ -332,8 +345,6 @@ class NeuralODE(TorchRecommender):
         every history to ``max_len``: exact, since a padded event has a zero
         gap (the RK4 update is then exactly zero) and keeps the state.
         """
-        from recommendations.engine.onnx.export import export_module
-
         width = self.config.max_len
         seq = torch.arange(2 * width).reshape(2, width) % (self.n_items + 1)
         delta = torch.full((2, width), 0.5)
@@ -350,8 +361,6 @@ class NeuralODE(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """Shifted items and warped gaps, left-padded to ``max_len``."""
-        from recommendations.engine.onnx.feeds import OnnxFeeds
-
         seq, delta = self._pack(histories, self.config.max_len)
         return OnnxFeeds({"seq": seq, "delta": delta})
 
@@ -371,5 +380,6 @@ class _NeuralODEScores(nn.Module):
         self.net = net
 
     def forward(self, seq: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        query = self.net(seq, delta, train=False, last_only=True)[:, -1]  # (B, D)
+        query: torch.Tensor = self.net(seq, delta, train=False, last_only=True)
+        query = query[:, -1]  # (B, D)
         return query @ self.net.item_weights().T  # (B, N)

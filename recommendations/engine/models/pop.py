@@ -24,6 +24,8 @@ class Popularity(Recommender):
     name: ClassVar[str] = "pop"
     Config = PopularityConfig
 
+    config: PopularityConfig
+
     def __init__(self, config: ModelConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
         self.counts: np.ndarray | None = None  # (N,)
@@ -32,11 +34,11 @@ class Popularity(Recommender):
         self.counts = train.item_counts().astype(np.float32)
 
     def _score(self, histories: list[History]) -> np.ndarray:
-        scores = np.log1p(self.counts)  # (N,)
+        scores = np.log1p(self._fitted(self.counts))  # (N,)
         return np.broadcast_to(scores, (len(histories), len(scores))).copy()
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {"counts": self.counts}
+        return {"counts": self._fitted(self.counts)}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self.counts = state["counts"].astype(np.float32)

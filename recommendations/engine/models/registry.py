@@ -1,47 +1,27 @@
 """Model registry: name -> class, imported lazily (torch only when needed).
 
-Adding a model is one line here; the shared contract tests, the trainer, the
-evaluator and the CLI pick it up from this table.
+The table itself is :data:`~recommendations.engine.models.names.MODELS`
+(adding a model is one line there); this module hands out the classes typed
+as :class:`Recommender`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from typing import Any
 
 from recommendations.engine.errors import ConfigError
+from recommendations.engine.models.base import Recommender
+from recommendations.engine.models.names import MODELS, import_model_class, model_names
 
-if TYPE_CHECKING:
-    from recommendations.engine.models.base import Recommender
-
-MODELS: dict[str, str] = {
-    "pop": "recommendations.engine.models.pop:Popularity",
-    "itemknn": "recommendations.engine.models.itemknn:ItemKNN",
-    "ease": "recommendations.engine.models.ease:EASE",
-    "sasrec": "recommendations.engine.models.sasrec:SASRec",
-    "lightgcn": "recommendations.engine.models.lightgcn:LightGCN",
-    "kan": "recommendations.engine.models.kan:KAN",
-    "neural_ode": "recommendations.engine.models.neural_ode:NeuralODE",
-    "quantum_fluid": "recommendations.engine.models.neural_ode:QuantumFluid",
-    "diffusion": "recommendations.engine.models.diffusion:DiffRec",
-    "hyperbolic": "recommendations.engine.models.hyperbolic:Hyperbolic",
-    "ensemble": "recommendations.engine.models.ensemble:Ensemble",
-}
-
-
-def model_names() -> list[str]:
-    return list(MODELS)
+__all__ = ["MODELS", "create_model", "get_model_class", "model_names"]
 
 
 def get_model_class(name: str) -> type[Recommender]:
-    try:
-        module_name, _, attr = MODELS[name].partition(":")
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; registered: {', '.join(MODELS)}"
-        ) from None
-    return getattr(importlib.import_module(module_name), attr)
+    cls = import_model_class(name)
+    if not issubclass(cls, Recommender):
+        raise ConfigError(f"model {name!r} ({cls.__name__}) is not a Recommender")
+    return cls
 
 
-def create_model(name: str, **config: object) -> Recommender:
+def create_model(name: str, **config: Any) -> Recommender:
     return get_model_class(name)(**config)

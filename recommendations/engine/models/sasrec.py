@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -32,9 +32,9 @@ from torch import nn
 from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.models.base import ModelConfig
 from recommendations.engine.models.torch_base import TorchRecommender
-
-if TYPE_CHECKING:
-    from recommendations.engine.onnx.feeds import OnnxFeeds
+from recommendations.engine.onnx.export import export_module
+from recommendations.engine.onnx.feeds import sasrec_seq
+from recommendations.engine.onnx.inputs import OnnxFeeds
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ class CausalSelfAttention(nn.Module):
         a = F.scaled_dot_product_attention(
             q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
         )  # (B, H, L, d)
-        return self.out(a.transpose(1, 2).reshape(b, length, d))
+        out: torch.Tensor = self.out(a.transpose(1, 2).reshape(b, length, d))
+        return out
 
 
 class SASRecBlock(nn.Module):
@@ -183,17 +184,19 @@ class SASRecNet(nn.Module):
         x = x * keep
         for block in self.blocks:
             x = block(x, keep)
-        return self.final_norm(x)
+        hidden: torch.Tensor = self.final_norm(x)
+        return hidden
 
     def item_weights(self) -> torch.Tensor:
         return self.item_emb.weight[1:]  # (N, D)
 
 
-class SASRec(TorchRecommender):
+class SASRec(TorchRecommender[SASRecNet]):
     name: ClassVar[str] = "sasrec"
     Config = SASRecConfig
+    config: SASRecConfig
 
-    def build_net(self) -> nn.Module:
+    def build_net(self) -> SASRecNet:
         return SASRecNet(self.n_items, self.config)
 
     # -------------------------------------------------------------- training
@@ -240,7 +243,7 @@ class SASRec(TorchRecommender):
         """Shuffled batches of similar length (less padding to compute)."""
         size = self.config.batch_size
         order = torch.randperm(len(self.train_sequences), generator=self.generator)
-        batches = []
+        batches: list[torch.Tensor] = []
         chunk = size * 16
         for start in range(0, len(order), chunk):
             part = order[start : start + chunk]
@@ -261,6 +264,7 @@ class SASRec(TorchRecommender):
         cfg: SASRecConfig = self.config
         net = self._require_net()
         net.train()
+        optimizer = self._require_optimizer()
         device = self.torch_device
         total, count = 0.0, 0
         for index in self._batches():
@@ -270,7 +274,7 @@ class SASRec(TorchRecommender):
             )
             batch = self.train_sequences[index, -width:].to(device)  # (B, W + 1)
             inputs, targets = batch[:, :-1], batch[:, 1:]  # (B, L)
-            hidden = net(inputs)  # (B, L, D)
+            hidden: torch.Tensor = net(inputs)  # (B, L, D)
             mask = targets > 0
             h = hidden[mask]  # (P, D)
             t = targets[mask] - 1  # (P,)
@@ -289,9 +293,9 @@ class SASRec(TorchRecommender):
                 loss = F.cross_entropy(
                     logits, torch.zeros_like(t), label_smoothing=cfg.label_smoothing
                 )
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
             total += float(loss.detach()) * len(t)
             count += len(t)
         return total / max(count, 1)
@@ -309,7 +313,7 @@ class SASRec(TorchRecommender):
                 seq[r, width - len(items) :] = items
         with torch.no_grad():
             x = torch.from_numpy(seq).to(self.torch_device)
-            last = net(x)[:, -1, :]  # (B, D)
+            last: torch.Tensor = net(x)[:, -1, :]  # (B, D)
             scores = last @ net.item_weights().T  # (B, N)
         return scores.float().cpu().numpy()
 
@@ -324,8 +328,6 @@ class SASRec(TorchRecommender):
         ``seq`` is what :meth:`onnx_feeds` builds (left-padded, items shifted
         by one); batch and length are dynamic axes.
         """
-        from recommendations.engine.onnx.export import export_module
-
         example = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.long)
         example = example.clamp_max(self.n_items)[:, -self.config.max_len :]
         return export_module(
@@ -341,8 +343,6 @@ class SASRec(TorchRecommender):
         self, histories: list[History], candidates: np.ndarray | None
     ) -> OnnxFeeds:
         """The graph's inputs for ``histories``: the padding :meth:`_score` does."""
-        from recommendations.engine.onnx.feeds import OnnxFeeds, sasrec_seq
-
         return OnnxFeeds({"seq": sasrec_seq(histories, self.config.max_len)})
 
 
@@ -354,5 +354,5 @@ class _SASRecScores(nn.Module):
         self.net = net
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        last = self.net(seq)[:, -1, :]  # (B, D)
+        last: torch.Tensor = self.net(seq)[:, -1, :]  # (B, D)
         return last @ self.net.item_weights().T  # (B, N)

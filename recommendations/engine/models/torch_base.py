@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -13,6 +13,8 @@ from recommendations.engine.errors import ConfigError, NotFittedError
 from recommendations.engine.models.base import IterativeRecommender
 
 logger = logging.getLogger(__name__)
+
+NetT = TypeVar("NetT", bound=nn.Module)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -24,12 +26,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class TorchRecommender(IterativeRecommender):
-    """An iterative model whose parameters live in ``self.net``."""
+class TorchRecommender(IterativeRecommender, Generic[NetT]):
+    """An iterative model whose parameters live in ``self.net`` (a ``NetT``)."""
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self.net: nn.Module | None = None
+        self.net: NetT | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.generator: torch.Generator | None = None
 
@@ -37,14 +39,20 @@ class TorchRecommender(IterativeRecommender):
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
-    def build_net(self) -> nn.Module:
+    def build_net(self) -> NetT:
         """Create the network for ``self.n_items`` / ``self.n_users``."""
         raise NotImplementedError
 
-    def _require_net(self) -> nn.Module:
+    def _require_net(self) -> NetT:
         if self.net is None:
             raise NotFittedError(f"{self.name} is not fitted")
         return self.net
+
+    def _require_optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser :meth:`setup` built (training only)."""
+        if self.optimizer is None:
+            raise NotFittedError(f"{self.name} is not set up for training")
+        return self.optimizer
 
     def get_state(self) -> dict[str, np.ndarray]:
         net = self._require_net()

@@ -1,8 +1,9 @@
 """Serving tier 2: the neural scorers as ONNX graphs run by ONNX Runtime on CPU.
 
-- :mod:`.feeds`: :class:`OnnxFeeds` and the models' numpy pre-processing
-  (what turns histories into a graph's inputs), torch-free, so tier 2 serves
-  without importing torch.
+- :mod:`.inputs`: :class:`OnnxFeeds` (a graph's inputs) and the
+  :class:`~.inputs.FeedBuilder` protocol, numpy only;
+- :mod:`.feeds`: the models' numpy pre-processing (what turns histories into
+  a graph's inputs), torch-free, so tier 2 serves without importing torch.
 - :mod:`.export`: the plumbing every model's ``export_onnx`` uses (TorchScript
   exporter, dynamic axes, metadata, checker); imports torch.
 - :mod:`.scorer`: :class:`OnnxScorer`, the ``score(histories, candidates)``
@@ -18,6 +19,6 @@ Importing this package stays torch-free; ``torch``, ``onnx`` and
 OPSET = 17
 """ONNX opset of every exported graph (recorded in the artifacts manifest)."""
 
-from recommendations.engine.onnx.feeds import OnnxFeeds  # noqa: E402
+from recommendations.engine.onnx.inputs import OnnxFeeds  # noqa: E402
 
 __all__ = ["OPSET", "OnnxFeeds"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
@@ -62,7 +62,7 @@ def export_module(
         with torch.no_grad(), warnings.catch_warnings():
             # the tracer warns about every Python int it records; the parity
             # tests (tests/test_onnx_parity.py) are what guards the graphs
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]  # torch: public, not in __all__
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
             torch.onnx.export(
@@ -95,10 +95,17 @@ def _register_symbolics() -> None:
     ``aten::acosh`` (the Poincaré distance) maps one-to-one to ONNX ``Acosh``
     (opset 9+), which ONNX Runtime's CPU provider implements for float.
     """
-    from torch.onnx import register_custom_op_symbolic
+    from torch.onnx import register_custom_op_symbolic  # type: ignore[attr-defined]  # torch: TorchScript exporter API, not in __all__
 
     register_custom_op_symbolic("aten::acosh", _acosh, OPSET)
 
 
-def _acosh(g: object, x: object) -> object:
-    return g.op("Acosh", x)  # type: ignore[attr-defined]
+class _SymbolicGraph(Protocol):
+    """What a TorchScript symbolic function receives as ``g`` (torch's
+    ``GraphContext``, a private class)."""
+
+    def op(self, name: str, *inputs: object) -> object: ...
+
+
+def _acosh(g: _SymbolicGraph, x: object) -> object:
+    return g.op("Acosh", x)

@@ -17,12 +17,13 @@ falls back to loading the model class).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from recommendations.engine.data.interactions import History
+from recommendations.engine.models.kan_features import KanFeatures
+from recommendations.engine.onnx.inputs import FeedBuilder, OnnxFeeds
 
 __all__ = [
     "BUILDERS",
@@ -36,27 +37,6 @@ __all__ = [
     "neural_ode_pack",
     "sasrec_seq",
 ]
-
-
-@dataclass(frozen=True)
-class OnnxFeeds:
-    """Inputs of a model's graph for one batch of histories.
-
-    ``per_candidate``: the graph scored exactly the candidates it was given
-    (output ``(B, C)``); otherwise it scored the whole catalog ``(B, N)`` and
-    the scorer selects the candidates, as ``Recommender.score`` does.
-    """
-
-    inputs: dict[str, np.ndarray]
-    per_candidate: bool = False
-
-
-class FeedBuilder(Protocol):
-    """Builds a graph's inputs for validated histories (dense item indices)."""
-
-    def __call__(
-        self, histories: list[History], candidates: np.ndarray | None
-    ) -> OnnxFeeds: ...
 
 
 # ----------------------------------------------------------------- sasrec
@@ -217,8 +197,6 @@ def _neural_ode(saved: Saved) -> FeedBuilder:
 
 
 def _kan(saved: Saved) -> FeedBuilder:
-    from recommendations.engine.models.kan_features import KanFeatures
-
     cfg, state = saved["config"], saved["state"]
     tables = {k[3:]: np.asarray(state[k]) for k in state if k.startswith("_t_")}
     feats = KanFeatures(

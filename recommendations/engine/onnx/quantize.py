@@ -7,7 +7,7 @@ That shrinks the big matrices (item embeddings, DiffRec's catalog-wide
 layers) by ~4x and speeds them up, but on small graphs the extra
 quantise/dequantise work eats the gain, on the unrolled ODE graphs it adds
 nodes and bytes, and the rounding can cost ranking quality (SASRec). So INT8
-is chosen per model, from ``scripts/bench_onnx.py``'s measurements
+is chosen per model, from ``benchmarks/onnx_bench.py``'s measurements
 (:data:`QUANTIZE`).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Measured by scripts/bench_onnx.py on ML-100K (2026-11-27, 2-core AMD EPYC
+# Measured by benchmarks/onnx_bench.py on ML-100K (2026-11-27, 2-core AMD EPYC
 # shared with other work, load ~3.5, 1 ORT thread; quick-profile configs
 # trained 40 s). Rule: INT8 when it is >= 10 % faster or saves >= 1 MB, and
 # keeps top-10 overlap >= 0.9 and validation NDCG@10 within 1 % of FP32.

@@ -178,6 +178,9 @@ class OnnxScorer:
         self, history_ids: Sequence[Any], candidate_ids: Sequence[Any] | None = None
     ) -> np.ndarray:
         """One history of external item ids; returns ``(N,)`` or ``(C,)``."""
-        history = self.items.index(list(history_ids)) if len(history_ids) else []
+        history: Sequence[int] | np.ndarray = (
+            self.items.index(list(history_ids)) if len(history_ids) else []
+        )
         cand = None if candidate_ids is None else self.items.index(list(candidate_ids))
-        return self.score([History(np.asarray(history))], cand)[0]
+        scores: np.ndarray = self.score([History(np.asarray(history))], cand)[0]
+        return scores

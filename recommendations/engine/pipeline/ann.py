@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import faiss
 import numpy as np
@@ -64,8 +64,14 @@ class AnnConfig(BaseModel):
     ``[p, sqrt(M^2 - |p|^2)]`` (Bachrach et al., RecSys 2014): the same
     ranking, with the graph built in a metric space. Off by default: on SVD
     factors and Gaussian vectors it *lost* recall against raw-IP HNSW (see
-    scripts/bench_pipeline.py); :class:`PoincareAnnIndex` needs it, because
+    benchmarks/pipeline_bench.py); :class:`PoincareAnnIndex` needs it, because
     raw-IP HNSW over the lifted hyperbolic points found almost nothing."""
+
+
+def _hnsw(index: faiss.Index) -> faiss.HNSW:
+    """The graph of an HNSW index (``downcast_index`` returns the concrete
+    ``IndexHNSWFlat``; faiss's stub types it as the base ``Index``)."""
+    return cast(faiss.IndexHNSW, faiss.downcast_index(index)).hnsw
 
 
 class AnnIndex:
@@ -82,7 +88,7 @@ class AnnIndex:
         self.kind = kind
         self.max_norm = max_norm  # set when the L2 reduction is used
         if kind == "hnsw":
-            faiss.downcast_index(index).hnsw.efSearch = ef_search
+            _hnsw(index).efSearch = ef_search
 
     @classmethod
     def build(cls, vectors: np.ndarray, config: AnnConfig | None = None) -> AnnIndex:
@@ -106,8 +112,8 @@ class AnnIndex:
             index = faiss.IndexHNSWFlat(
                 x.shape[1], config.hnsw_m, faiss.METRIC_INNER_PRODUCT
             )
-        if kind == "hnsw":
-            index.hnsw.efConstruction = config.ef_construction
+        if kind == "hnsw":  # built as an IndexHNSWFlat above
+            cast(faiss.IndexHNSW, index).hnsw.efConstruction = config.ef_construction
         index.add(x)
         return cls(index, kind, config.ef_search, max_norm)
 
@@ -142,7 +148,7 @@ class AnnIndex:
         ids, scores = self.search_batch(user_vector, k + n_excl)
         ids, scores = ids[0], scores[0]
         keep = ids >= 0
-        if n_excl:
+        if exclude is not None and n_excl:
             keep &= ~np.isin(ids, exclude)
         return ids[keep][:k], scores[keep][:k]
 
@@ -155,7 +161,7 @@ class AnnIndex:
         meta = {
             "format": FORMAT_VERSION,
             "kind": self.kind,
-            "ef_search": faiss.downcast_index(self.index).hnsw.efSearch if hnsw else 0,
+            "ef_search": _hnsw(self.index).efSearch if hnsw else 0,
             "max_norm": self.max_norm,
         }
         (folder / "ann.json").write_text(json.dumps(meta), encoding="utf-8")
@@ -208,7 +214,10 @@ def poincare_distance(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> np.ndarra
     y2 = (y * y).sum(1)[None, :]
     diff2 = np.maximum(x2 + y2 - 2.0 * x @ y.T, 0.0)
     denom = np.maximum(1 - c * x2, EPS) * np.maximum(1 - c * y2, EPS)
-    return np.arccosh(np.maximum(1.0 + 2.0 * c * diff2 / denom, 1.0)) / np.sqrt(c)
+    dist: np.ndarray = np.arccosh(
+        np.maximum(1.0 + 2.0 * c * diff2 / denom, 1.0)
+    ) / np.sqrt(c)
+    return dist
 
 
 def logmap0(x: np.ndarray, c: float = 1.0) -> np.ndarray:
@@ -216,7 +225,8 @@ def logmap0(x: np.ndarray, c: float = 1.0) -> np.ndarray:
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     norm = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPS)
     sc = np.sqrt(c)
-    return np.arctanh(np.minimum(sc * norm, 1 - EPS)) * x / (sc * norm)
+    tangent: np.ndarray = np.arctanh(np.minimum(sc * norm, 1 - EPS)) * x / (sc * norm)
+    return tangent
 
 
 def lift_items(points: np.ndarray, c: float = 1.0) -> np.ndarray:

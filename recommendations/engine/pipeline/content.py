@@ -107,7 +107,7 @@ class ContentModel:
 
     @property
     def n_items(self) -> int:
-        return self.matrix.shape[0]
+        return int(self.matrix.shape[0])
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF vectors of new texts (same vocabulary and idf)."""

@@ -211,7 +211,8 @@ class ItemMetadata:
         An item without genres has similarity 0 to everything.
         """
         unit = self._genre_unit
-        return (unit[items] @ unit[others].T).astype(np.float64)
+        similarity: np.ndarray = (unit[items] @ unit[others].T).astype(np.float64)
+        return similarity
 
     def shared(
         self, matrix: sp.csr_matrix, items: np.ndarray, others: np.ndarray
@@ -225,7 +226,8 @@ class ItemMetadata:
         """Boolean ``(len(items), len(others))``: both in the same known collection."""
         a = self.collections[items][:, None]
         b = self.collections[others][None, :]
-        return (a == b) & (a >= 0)
+        same: np.ndarray = (a == b) & (a >= 0)
+        return same
 
     def quality(self, min_average: float, min_count: int) -> np.ndarray:
         """Per item: vote average >= ``min_average`` from >= ``min_count`` votes."""

@@ -137,9 +137,12 @@ class ContentFallbackScorer:
         self.tie = tie
 
     def __call__(self, history: History, candidates: np.ndarray) -> np.ndarray:
-        pop = self.popularity[candidates]
+        pop: np.ndarray = self.popularity[candidates]
         if len(history) == 0:
             return pop
         recent = recent_items(history, self.recent_items)
         weights = self.decay ** np.arange(len(recent), dtype=np.float32)
-        return self.content.scores(recent, candidates, weights) + self.tie * pop
+        scores: np.ndarray = (
+            self.content.scores(recent, candidates, weights) + self.tie * pop
+        )
+        return scores

@@ -162,7 +162,7 @@ class Reranker:
         names = ("franchise", "director", "era", "quality", "no_genre")
         out = {k: np.zeros(c) for k in names}
         out["quality"] = np.where(self._quality[items], cfg.quality_boost, 0.0)
-        relations = {
+        relations: dict[str, np.ndarray] = {
             k: np.zeros(c, dtype=bool) for k in ("collection", "director", "cast")
         }
         anchor = np.full(c, -1, dtype=np.int64)
@@ -179,9 +179,9 @@ class Reranker:
         anchor = anchors[pick]
         rows = np.arange(c)
 
-        relations = {
-            "collection": coll.any(1),
-            "director": dirs.any(1),
+        relations = {  # np.asarray: the stub's any(axis) may also be a scalar
+            "collection": np.asarray(coll.any(1)),
+            "director": np.asarray(dirs.any(1)),
             "cast": cast[rows, pick],
         }
         out["franchise"] = np.where(relations["collection"], cfg.franchise_boost, 0.0)

@@ -278,7 +278,8 @@ def graph_source(
         score[request.exclude] = 0.0
         related = np.flatnonzero(score > 0)
         order = np.lexsort((related, -score[related]))
-        return related[order][:k]
+        top: np.ndarray = related[order][:k]
+        return top
 
     return CandidateSource("graph", fn)
 
@@ -286,4 +287,5 @@ def graph_source(
 def popularity_order(counts: np.ndarray) -> np.ndarray:
     """Item indices by descending count (ties: lower index first)."""
     counts = np.asarray(counts)
-    return np.lexsort((np.arange(len(counts)), -counts)).astype(np.int64)
+    order: np.ndarray = np.lexsort((np.arange(len(counts)), -counts)).astype(np.int64)
+    return order

@@ -17,7 +17,7 @@ import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from recommendations.engine.pipeline.content import ContentModel
 from recommendations.engine.pipeline.items import ItemMetadata
 from recommendations.engine.serving import bundle as B
 from recommendations.engine.serving.bundle import UserEncoder
+
+if TYPE_CHECKING:  # the model module imports torch
+    from recommendations.engine.models.lightgcn import LightGCNConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +59,8 @@ def _ann_vectors(
         state = model.get_state()
         layers = np.asarray(state["_item_layers"], dtype=np.float32)  # (K+1, N, D)
         items = layers.mean(0)
-        cfg = model.config
-        if getattr(cfg, "cosine", False) and getattr(cfg, "loss", "") == "softmax":
+        cfg = cast("LightGCNConfig", model.config)
+        if cfg.cosine and cfg.loss == "softmax":
             items = items / np.maximum(
                 np.linalg.norm(items, axis=1, keepdims=True), 1e-12
             )
@@ -162,7 +165,7 @@ def build_bundle(
     np.save(out / B.ITEMS_DIR / B.POPULARITY_FILE, train.item_counts().astype(np.int64))
 
     gate = None if ensemble.gate is None else ensemble.gate.threshold
-    settings = {
+    settings: dict[str, Any] = {
         "format": B.BUNDLE_FORMAT,
         "members": list(ensemble.config.members),
         "weights": weights,

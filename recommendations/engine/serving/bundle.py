@@ -28,6 +28,7 @@ import numpy as np
 
 from recommendations.engine.data.interactions import History
 from recommendations.engine.errors import DataError
+from recommendations.engine.jsonable import to_jsonable
 from recommendations.engine.pipeline.items import ItemMetadata
 
 BUNDLE_FORMAT = 1
@@ -43,15 +44,6 @@ VOCAB_FILE = "vocab.json"
 POPULARITY_FILE = "popularity.npy"
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars (JSON-friendly ids)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
 # ------------------------------------------------------------------ metadata
 def save_metadata(meta: ItemMetadata, path: Path) -> None:
     """Write the :meth:`ItemMetadata.build` inputs as JSON (no pickle)."""
@@ -59,16 +51,16 @@ def save_metadata(meta: ItemMetadata, path: Path) -> None:
     doc = {
         "format": BUNDLE_FORMAT,
         "titles": list(meta.titles),
-        "years": [_finite_or_none(y) for y in meta.years],
+        "years": to_jsonable(meta.years, finite=True),
         "genres": [meta.genres_of(i) for i in range(n)],
-        "directors": [[_plain(p) for p in meta.directors_of(i)] for i in range(n)],
-        "cast": [[_plain(p) for p in meta.cast_of(i)] for i in range(n)],
+        "directors": [to_jsonable(meta.directors_of(i)) for i in range(n)],
+        "cast": [to_jsonable(meta.cast_of(i)) for i in range(n)],
         "collections": [int(c) if c >= 0 else None for c in meta.collections],
-        "vote_average": [_finite_or_none(v) for v in meta.vote_average],
+        "vote_average": to_jsonable(meta.vote_average, finite=True),
         "vote_count": [int(c) for c in meta.vote_count],
         "overviews": list(meta.overviews) or None,
         "keywords": [list(k) for k in meta.keywords] or None,
-        "person_names": [[_plain(k), v] for k, v in meta.person_names.items()],
+        "person_names": [[to_jsonable(k), v] for k, v in meta.person_names.items()],
         "collection_names": [[int(k), v] for k, v in meta.collection_names.items()],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +93,7 @@ def load_metadata(path: Path) -> ItemMetadata:
 # ---------------------------------------------------------------- vocabulary
 def save_vocab(ids: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([_plain(i) for i in ids]), encoding="utf-8")
+    path.write_text(json.dumps(to_jsonable(ids)), encoding="utf-8")
 
 
 def load_vocab(path: Path) -> list[Any]:
@@ -157,11 +149,13 @@ class UserEncoder:
                 w = w / w.sum() * base.sum()
             k = self.layers.shape[0]
             vec = np.einsum("i,kid->d", w.astype(np.float32), self.layers[:, seq])
-            return (vec / (k + 1)).astype(np.float32)
+            user: np.ndarray = (vec / (k + 1)).astype(np.float32)
+            return user
         assert self.items is not None
         recent = items[-self.max_items :]
         w = 0.9 ** np.arange(len(recent))[::-1]
-        return (w @ self.items[recent] / w.sum()).astype(np.float32)
+        user = (w @ self.items[recent] / w.sum()).astype(np.float32)
+        return user
 
     def save(self, path: Path) -> None:
         arrays: dict[str, np.ndarray] = {
@@ -175,7 +169,7 @@ class UserEncoder:
             arrays["degree"] = self.degree.astype(np.float32)
         if self.items is not None:
             arrays["items"] = self.items.astype(np.float32)
-        np.savez(path, **arrays)
+        np.savez(path, allow_pickle=False, **arrays)  # read back without pickle
 
     @classmethod
     def load(cls, path: Path) -> UserEncoder:

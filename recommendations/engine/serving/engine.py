@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from recommendations.engine.data.interactions import History
-from recommendations.engine.errors import EngineError, UnknownItemError
+from recommendations.engine.errors import EngineError, EngineErrorCode, UnknownItemError
 from recommendations.engine.pipeline.ann import AnnIndex
 from recommendations.engine.pipeline.content import ContentModel
 from recommendations.engine.pipeline.items import ItemMetadata
@@ -75,10 +75,10 @@ from recommendations.engine.pipeline.retrieval import (
 )
 from recommendations.engine.serving import bundle as B
 from recommendations.engine.serving.bundle import UserEncoder
+from recommendations.engine.serving.tiers import TIER_NAMES
 
 logger = logging.getLogger(__name__)
 
-TIER_NAMES = {1: "pytorch", 2: "onnx", 3: "content"}
 RANKINGS = ("candidates", "catalog")
 _BLEND = "__blend__"  # request-cache key of the ensemble's full-catalog blend
 _RETRIEVAL_BLEND = "__retrieval_blend__"  # ... of its catalog-wide members only
@@ -94,7 +94,7 @@ __all__ = ["BundleLoadError", "ServedList", "ServingEngine", "UnknownItemError"]
 class BundleLoadError(EngineError):
     """A bundle (or one tier's part of it) is missing or unreadable."""
 
-    code = "bundle_load_error"
+    code = EngineErrorCode.BUNDLE_LOAD_ERROR
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,14 @@ class _CachedMember:
 
     def score(self, histories: Sequence[Any], candidates: Any = None) -> np.ndarray:
         cache = self._cache
+        scores: np.ndarray
         if len(histories) != 1 or histories[0] is not cache.history:
-            return self.model.score(histories, candidates)
+            scores = self.model.score(histories, candidates)
+            return scores
         if candidates is not None and self.name in CANDIDATE_ONLY:
             if self.name not in cache.scores:  # full scores, if any, are exact
-                return self.model.score(histories, candidates)
+                scores = self.model.score(histories, candidates)
+                return scores
         full = cache.scores.get(self.name)
         if full is None:
             full = np.asarray(self.model.score(histories), dtype=np.float32)
@@ -175,7 +178,8 @@ def _top_k(scores: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
     k = min(k, len(scores))
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]
-    return top[np.isfinite(scores[top])]
+    kept: np.ndarray = top[np.isfinite(scores[top])]
+    return kept
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -337,6 +341,12 @@ class ServingEngine:
             retriever, ranker, Reranker(self.meta, self.content.similarity)
         )
 
+    def _require_ensemble(self) -> Any:
+        """The loaded ensemble; only tiers 1/2 have one (and ask for it)."""
+        if self.ensemble is None:
+            raise BundleLoadError(f"tier {self.tier} has no ensemble loaded")
+        return self.ensemble
+
     def _once_per_request(self, history: History, key: str, compute: Any) -> np.ndarray:
         """``compute()`` for ``history``, kept in the request cache under ``key``."""
         cache = self._cache
@@ -351,13 +361,13 @@ class ServingEngine:
     def _catalog_blend(self, history: History) -> np.ndarray:
         """The ensemble's full-catalog blend for ``history``, once per request."""
         return self._once_per_request(
-            history, _BLEND, lambda: self.ensemble.score([history])[0]
+            history, _BLEND, lambda: self._require_ensemble().score([history])[0]
         )
 
     def _retrieval_blend(self, history: History) -> np.ndarray:
         """The blend of the members that score the whole catalog (all but
         :data:`CANDIDATE_ONLY`), once per request: the ``ensemble`` source."""
-        ens = self.ensemble
+        ens = self._require_ensemble()
         active = ens.active_members()
         names = [n for n in active if n not in CANDIDATE_ONLY] or active
         if names == active:
@@ -369,7 +379,7 @@ class ServingEngine:
     def _by_catalog(
         self, history: History, candidates: np.ndarray
     ) -> tuple[np.ndarray, float]:
-        _, disagreement = self.ensemble.score_candidates(history, candidates)
+        _, disagreement = self._require_ensemble().score_candidates(history, candidates)
         return self._catalog_blend(history)[candidates], disagreement
 
     def _blend_scores(
@@ -676,7 +686,8 @@ def _quiet(fn: Any) -> Any:
 
     def wrapped(request: RetrievalRequest, k: int) -> np.ndarray:
         try:
-            return fn(request, k)
+            found: np.ndarray = fn(request, k)
+            return found
         except Exception as exc:
             logger.debug("model-backed retrieval source failed: %r", exc)
             return np.zeros(0, dtype=np.int64)
@@ -686,10 +697,10 @@ def _quiet(fn: Any) -> Any:
 
 # ------------------------------------------------------------------ loaders
 def _load_tier1(root: Path, device: str | None) -> tuple[Any, str]:
-    from recommendations.engine.models.base import Recommender
+    from recommendations.engine.models.ensemble import Ensemble
 
     try:
-        ensemble = Recommender.load(root / B.ENSEMBLE_DIR)
+        ensemble = Ensemble.load(root / B.ENSEMBLE_DIR)
     except Exception as exc:
         raise BundleLoadError(f"tier 1: cannot load the ensemble: {exc}") from exc
     import torch

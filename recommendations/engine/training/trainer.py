@@ -14,19 +14,17 @@ import logging
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommendations.engine.data.interactions import Interactions
+from recommendations.engine.data.interactions import History, Interactions
 from recommendations.engine.data.splits import EvalTask
 from recommendations.engine.evaluation.evaluator import validation_ndcg
-
-if TYPE_CHECKING:
-    from recommendations.engine.models.base import Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +88,47 @@ class FitReport:
         }
 
 
+class Trainable(Protocol):
+    """What the trainer fits: a
+    :class:`~recommendations.engine.models.base.Recommender` (the trainer does
+    not import the models; they import it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def iterative(self) -> bool: ...
+
+    device: str
+    last_fit: FitReport | None
+
+    def prepare(self, train: Interactions) -> None: ...
+
+    def fit_closed_form(self, train: Interactions, valid: EvalTask | None) -> None: ...
+
+    def score(self, histories: Sequence[History]) -> np.ndarray: ...
+
+    def get_state(self) -> dict[str, np.ndarray]: ...
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def save(self, path: str | Path) -> Path: ...
+
+
+class IterativeTrainable(Trainable, Protocol):
+    """An ``iterative`` model: the epoch hooks of ``IterativeRecommender``."""
+
+    def setup(self, train: Interactions, seed: int) -> None: ...
+
+    def train_epoch(self, epoch: int) -> float: ...
+
+    def finish(self, valid: EvalTask | None) -> None: ...
+
+
+def _is_iterative(model: Trainable) -> TypeGuard[IterativeTrainable]:
+    return model.iterative
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -134,7 +173,7 @@ class Trainer:
         self.config = config
 
     def fit(
-        self, model: Recommender, train: Interactions, valid: EvalTask | None = None
+        self, model: Trainable, train: Interactions, valid: EvalTask | None = None
     ) -> FitReport:
         cfg = self.config
         seed_everything(cfg.seed)
@@ -143,7 +182,7 @@ class Trainer:
         report = FitReport(model=model.name)
         started = time.perf_counter()
         cpu_started = time.process_time()
-        if not model.iterative:
+        if not _is_iterative(model):
             model.fit_closed_form(train, valid)
             report.train_seconds = time.perf_counter() - started
             report.cpu_seconds = time.process_time() - cpu_started
@@ -153,9 +192,9 @@ class Trainer:
             model.last_fit = report
             return report
         set_threads(cfg.threads)
-        model.setup(train, cfg.seed)  # type: ignore[attr-defined]
+        model.setup(train, cfg.seed)
         self._loop(model, valid, report, started)
-        model.finish(valid)  # type: ignore[attr-defined]
+        model.finish(valid)
         report.extra.update(getattr(model, "fit_info", {}))
         report.train_seconds = time.perf_counter() - started
         report.cpu_seconds = time.process_time() - cpu_started
@@ -170,7 +209,7 @@ class Trainer:
 
     def _loop(
         self,
-        model: Recommender,
+        model: IterativeTrainable,
         valid: EvalTask | None,
         report: FitReport,
         started: float,
@@ -182,7 +221,7 @@ class Trainer:
         last_log = 0.0
         for epoch in range(1, cfg.max_epochs + 1):
             t0 = time.perf_counter()
-            loss = float(model.train_epoch(epoch))  # type: ignore[attr-defined]
+            loss = float(model.train_epoch(epoch))
             if not np.isfinite(loss):
                 report.stopped = "non-finite loss"
                 logger.warning("non-finite loss, stopping", extra={"epoch": epoch})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from recommendations.engine.data.interactions import History, Interactions
-from recommendations.engine.data.splits import EvalTask, Split
+from recommendations.engine.data.loading import load_data
+from recommendations.engine.data.splits import EvalTask, Split, make_split
 from recommendations.engine.ensemble.gate import (
     calibrate_gate,
     content_fallback_scores,
@@ -39,6 +41,7 @@ from recommendations.engine.ensemble.gate import (
 from recommendations.engine.ensemble.selection import BlendData, select_weights
 from recommendations.engine.evaluation.evaluator import EvaluationResult, evaluate
 from recommendations.engine.evaluation.stats import mean_ci, paired_bootstrap
+from recommendations.engine.jsonable import to_jsonable
 from recommendations.engine.models.registry import get_model_class
 from recommendations.engine.training.profiles import model_config, trainer_config
 from recommendations.engine.training.trainer import Trainer
@@ -53,7 +56,7 @@ class MatrixScorer:
         self.matrix = matrix
         self.row = {id(h): i for i, h in enumerate(histories)}
 
-    def score(self, histories: list[History]) -> np.ndarray:
+    def score(self, histories: Sequence[History]) -> np.ndarray:
         return self.matrix[[self.row[id(h)] for h in histories]]
 
 
@@ -191,7 +194,7 @@ def run_seed(
     d_test = disagreement(
         test_data.stack, dr_variant["_weights"], exclude=test_data.exclude
     )
-    on = gate.fires(d_test)
+    on = np.asarray(gate.fires(d_test))
     fallback_test = content_fallback_scores(test.histories, genres, counts)
     gated = gated_ndcg(
         test_data, dr_variant["_weights"], fallback_test, on, correction=beta
@@ -221,6 +224,27 @@ def run_seed(
     )
     out["_per_user"] = per_user
     return out
+
+
+def ablation_study(
+    data_spec: str,
+    members: list[str],
+    *,
+    seeds: list[int],
+    profile: str,
+    device: str = "cpu",
+    save_ensemble: Path | None = None,
+) -> dict[str, Any]:
+    """:func:`run_ablation` on the leave-one-out split of ``data_spec``."""
+    for name in members:
+        get_model_class(name)  # unknown names fail before any training
+    data = load_data(data_spec, seed=seeds[0])
+    split = make_split(data, "loo")
+    return run_ablation(
+        split, members, seeds=seeds, profile=profile, device=device,
+        dataset={**data.describe(), "source": data_spec, "splits": split.sizes()},
+        save_ensemble=save_ensemble,
+    )  # fmt: skip
 
 
 def run_ablation(
@@ -266,18 +290,21 @@ def run_ablation(
     }
 
 
-def _public(value: Any) -> Any:
-    """Drop the private ``_`` keys (cached matrices) before writing JSON."""
+def _public(run: dict[str, Any]) -> Any:
+    """A seed's results as strict JSON data, without the private ``_`` keys
+    (cached matrices)."""
+    return to_jsonable(_without_private(run), finite=True)
+
+
+def _without_private(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _public(v) for k, v in value.items() if not str(k).startswith("_")}
+        return {
+            k: _without_private(v)
+            for k, v in value.items()
+            if not str(k).startswith("_")
+        }
     if isinstance(value, list):
-        return [_public(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
+        return [_without_private(v) for v in value]
     return value
 
 
@@ -464,7 +491,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         runs[0]["ensembles"]
     )
     means = [
-        np.mean(_mean_over_runs(runs, g, n, ["full", "ndcg@10"]))
+        float(np.mean(_mean_over_runs(runs, g, n, ["full", "ndcg@10"])))
         for g, n in zip(groups, names, strict=True)
     ]
     colors = ["#4c78a8" if g == "models" else "#f58518" for g in groups]
