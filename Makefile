@@ -35,7 +35,7 @@ format: venv
 	$(PY) -m ruff check --fix .
 
 worker: venv  ## a Celery worker (needs REDIS_URL)
-	$(PY) -m celery -A apex_site worker -Q default -l INFO
+	$(PY) -m celery -A apex_site worker -Q default,learning,training -l INFO
 
 beat: venv  ## Celery beat (needs REDIS_URL)
 	$(PY) -m celery -A apex_site beat -l INFO
