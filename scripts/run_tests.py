@@ -1,190 +1,113 @@
 """Run the whole test suite against throw-away PostgreSQL and Redis servers.
 
-``make test`` calls this. Unless DATABASE_URL / REDIS_URL are given, it starts
-a private PostgreSQL cluster and a Redis server on free loopback ports, runs
-``makemigrations --check`` and pytest (every marker), then stops what it
-started. Extra arguments go to pytest.
+``make test`` calls this. First the static guard rails, from the virtualenv
+that runs this script: ``lint-imports`` (the import contracts in
+pyproject.toml) and ``mypy`` (strict, on the engine); if either fails the run
+stops there, before any server starts. Then, unless DATABASE_URL / REDIS_URL
+are given, it starts a private PostgreSQL cluster and a Redis server on free
+loopback ports (``scripts/servers.py``), runs ``makemigrations --check`` and
+pytest (every marker), then stops what it started. Each step logs its wall
+time. Extra arguments go to pytest.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
+import logging
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as `python scripts/run_tests.py`
+from scripts.servers import ServiceError, postgres_server, redis_server  # noqa: E402
+
 PYTHON = sys.executable
+VENV_BIN = Path(PYTHON).parent  # make runs `.venv/bin/python scripts/run_tests.py`
+logger = logging.getLogger("run_tests")
 
-
-def log(message: str) -> None:
-    print(f"==> {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), 0.5),
-        ):
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not start on port {port} within {timeout:.0f}s")
-
-
-def pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if path:
-        return path
-    raise SystemExit(f"PostgreSQL's {name} not found: install postgresql (see README)")
+STATIC_CHECKS: tuple[tuple[str, str], ...] = (
+    ("import contracts (lint-imports)", "lint-imports"),
+    ("engine types (mypy, strict)", "mypy"),
+)
+"""(what, the virtualenv's command); their settings are in pyproject.toml."""
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    workdir = Path(tempfile.mkdtemp(prefix="apex-pg-"))
-    data, port = workdir / "data", free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        pw = pwd.getpwnam("postgres")
-        os.chown(workdir, pw.pw_uid, pw.pw_gid)
-    log(f"starting PostgreSQL on 127.0.0.1:{port}")
-    subprocess.run(
-        [
-            *as_user,
-            pg_bin("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "apex",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    options = (
-        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(
-        [
-            *as_user,
-            pg_bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(workdir / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+def step(what: str) -> Iterator[None]:
+    """Log ``what`` and, when it is done (or failed), its wall time."""
+    logger.info("%s", what)
+    started = time.monotonic()
     try:
-        subprocess.run(
-            [
-                pg_bin("createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "apex",
-                "apex",
-            ],
-            check=True,
-        )
-        yield f"postgres://apex@127.0.0.1:{port}/apex"
+        yield
     finally:
-        subprocess.run(
-            [*as_user, pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
+        logger.info("%s: %.1fs", what, time.monotonic() - started)
 
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server not found: install redis-server (see README)")
-    port = free_port()
-    log(f"starting Redis on 127.0.0.1:{port}")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, "Redis")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def run(command: list[str], env: Mapping[str, str] | None = None) -> int:
+    return subprocess.call(command, cwd=ROOT, env=env)
+
+
+def static_checks() -> list[str]:
+    """Run every static check (all of them, even after a failure); returns
+    what failed."""
+    failed = []
+    for what, tool in STATIC_CHECKS:
+        executable = VENV_BIN / tool
+        with step(what):
+            if not executable.exists():
+                logger.error("%s is not installed (make venv)", executable)
+                code = 127
+            else:
+                code = run([str(executable)])
+        if code != 0:
+            failed.append(what)
+    return failed
 
 
 def main(pytest_args: list[str]) -> int:
+    failed = static_checks()
+    if failed:
+        logger.error(
+            "FAILED before the test suite: %s. Fix these (the output above says "
+            "where); the tests did not run.",
+            ", ".join(failed),
+        )
+        return 1
     env = dict(os.environ)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env["DJANGO_SETTINGS_MODULE"] = "apex_site.settings.test"
     with contextlib.ExitStack() as stack:
-        if not env.get("DATABASE_URL"):
-            env["DATABASE_URL"] = stack.enter_context(postgres())
-        if not env.get("REDIS_URL"):
-            env["REDIS_URL"] = stack.enter_context(redis_server())
-        env.setdefault(
-            "APEX_DATA_DIR",
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="apex-data-")),
-        )
+        with step("starting the throw-away services"):
+            if not env.get("DATABASE_URL"):
+                env["DATABASE_URL"] = stack.enter_context(postgres_server())
+            if not env.get("REDIS_URL"):
+                env["REDIS_URL"] = stack.enter_context(redis_server())
+            env.setdefault(
+                "APEX_DATA_DIR",
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="apex-data-")),
+            )
 
-        log("checking that every model change has a migration")
-        subprocess.run(
-            [PYTHON, "manage.py", "makemigrations", "--check", "--dry-run"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        log("running the test suite (all markers)")
-        started = time.monotonic()
-        code = subprocess.call(
-            [PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT, env=env
-        )
-        log(f"pytest finished in {time.monotonic() - started:.0f}s, exit code {code}")
+        with step("checking that every model change has a migration"):
+            code = run(
+                [PYTHON, "manage.py", "makemigrations", "--check", "--dry-run"], env
+            )
+        if code != 0:
+            logger.error("FAILED: a model change has no migration (makemigrations)")
+            return code
+        with step("running the test suite (all markers)"):
+            code = run([PYTHON, "-m", "pytest", *pytest_args], env)
+        logger.info("pytest exit code %d", code)
         return code
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    logging.basicConfig(level=logging.INFO, format="==> %(message)s", stream=sys.stdout)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except ServiceError as error:
+        sys.exit(str(error))
