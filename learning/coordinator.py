@@ -252,21 +252,20 @@ def _decay(
     return value * math.pow(0.5, elapsed / half_life_s)
 
 
+def _locked_rows(model: Any, key: str, ids: set[int]) -> dict[int, Any]:
+    """``{id: row}`` of ``model`` for ``ids``, created empty where missing and
+    locked until the commit, in id order (two batches never deadlock)."""
+    model.objects.bulk_create([model(**{key: i}) for i in ids], ignore_conflicts=True)
+    locked = model.objects.select_for_update().filter(**{f"{key}__in": ids})
+    return {getattr(row, key): row for row in locked.order_by(key)}
+
+
 def _update_profiles(
     rows: list[dict[str, Any]], genres: dict[int, list[str]]
 ) -> list[tuple[int, int]]:
     """Update each user's profile in event order; the (previous positive
     movie, movie) transitions the batch makes."""
-    user_ids = sorted({r["user_id"] for r in rows})
-    UserProfile.objects.bulk_create(
-        [UserProfile(user_id=u) for u in user_ids], ignore_conflicts=True
-    )
-    profiles = {
-        p.user_id: p
-        for p in UserProfile.objects.select_for_update()
-        .filter(user_id__in=user_ids)
-        .order_by("user_id")
-    }
+    profiles = _locked_rows(UserProfile, "user_id", {r["user_id"] for r in rows})
     half_life = AFFINITY_HALF_LIFE_DAYS * 86400.0
     transitions: list[tuple[int, int]] = []
     for row in rows:
@@ -308,16 +307,7 @@ def _update_items(rows: list[dict[str, Any]]) -> None:
     positive = [r for r in rows if r["kind"] in POSITIVE_KINDS]
     if not positive:
         return
-    movie_ids = sorted({r["movie_id"] for r in positive})
-    ItemActivity.objects.bulk_create(
-        [ItemActivity(movie_id=m) for m in movie_ids], ignore_conflicts=True
-    )
-    items = {
-        a.movie_id: a
-        for a in ItemActivity.objects.select_for_update()
-        .filter(movie_id__in=movie_ids)
-        .order_by("movie_id")
-    }
+    items = _locked_rows(ItemActivity, "movie_id", {r["movie_id"] for r in positive})
     half_life = RECENT_HALF_LIFE_HOURS * 3600.0
     for row in positive:
         item = items[row["movie_id"]]
