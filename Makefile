@@ -3,7 +3,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv system-deps migrate lint format worker beat clean
+.PHONY: run test venv system-deps migrate lint format worker online beat clean
 
 run: venv migrate  ## set up and serve the product on http://127.0.0.1:8000 (embedded mode)
 	$(PY) manage.py bootstrap
@@ -36,6 +36,9 @@ format: venv
 
 worker: venv  ## a Celery worker (needs REDIS_URL)
 	$(PY) -m celery -A apex_site worker -Q default,learning,training -l INFO
+
+online: venv  ## the online KAN learner: one process (needs REDIS_URL)
+	$(PY) -m celery -A apex_site worker -Q online -n online@%h --concurrency 1 -l INFO
 
 beat: venv  ## Celery beat (needs REDIS_URL)
 	$(PY) -m celery -A apex_site beat -l INFO

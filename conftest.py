@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,33 @@ def asgi_server(tmp_path, real_celery):
         yield f"127.0.0.1:{port}"
     finally:
         process_stop(proc)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_meter():
+    """Each test starts with empty usage counters (the billing meter) and no
+    cached plan limits: the suite's callers would otherwise share a quota."""
+    from apex_site.throttling import meter
+    from billing.selectors import limits_forget
+
+    limits_forget()
+    try:
+        meter().reset()
+    except Exception:  # a test that stopped Redis on purpose
+        pass
+    yield
+    limits_forget()
+
+
+@pytest.fixture(scope="session")
+def stripe_mock_url() -> Iterator[str]:
+    """stripe-mock's URL: the one `make test` started
+    (APEX_TEST_STRIPE_API_HOST), else one started here (installed with
+    `go install` when missing)."""
+    if os.environ.get("APEX_TEST_STRIPE_API_HOST"):
+        yield os.environ["APEX_TEST_STRIPE_API_HOST"]
+        return
+    from scripts.servers import stripe_mock_server
+
+    with stripe_mock_server() as url:
+        yield url

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("catalog.api.urls")),
     path("", include("recommendations.api.urls")),
     path("", include("learning.api.urls")),
+    path("", include("billing.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]
 
@@ -21,6 +22,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("catalog.urls")),
     path("", include("recommendations.urls")),
+    path("", include("billing.urls")),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("admin/", admin.site.urls),
     path("v1/", include(api_v1)),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -598,12 +598,8 @@ def movie_genre_names(*, movie_ids: Iterable[int]) -> dict[int, list[str]]:
 
 def existing_movie_ids(*, movie_ids: Iterable[int]) -> set[int]:
     """The ids among ``movie_ids`` that are in the catalog (one query)."""
-    return set(
-        Movie.objects.filter(pk__in=set(movie_ids)).values_list("pk", flat=True)
-    )
+    return set(Movie.objects.filter(pk__in=set(movie_ids)).values_list("pk", flat=True))
 
 
 def movie_titles(*, movie_ids: Iterable[int]) -> dict[int, str]:
-    return dict(
-        Movie.objects.filter(pk__in=set(movie_ids)).values_list("pk", "title")
-    )
+    return dict(Movie.objects.filter(pk__in=set(movie_ids)).values_list("pk", "title"))

@@ -229,12 +229,16 @@ def _apply(event_ids: Sequence[int]) -> dict[int, int]:
             }
             for user_id, row in causes.items()
         }
-        transaction.on_commit(lambda: _announce(users))
+        applied = [row["id"] for row in rows]
+        transaction.on_commit(lambda: _announce(users, applied))
     return {row["id"]: row["user_id"] for row in rows}
 
 
-def _announce(users: dict[int, dict[str, Any]]) -> None:
-    for receiver, response in events_applied.send_robust(sender=None, users=users):
+def _announce(users: dict[int, dict[str, Any]], event_ids: list[int]) -> None:
+    responses = events_applied.send_robust(
+        sender=None, users=users, event_ids=event_ids
+    )
+    for receiver, response in responses:
         if isinstance(response, Exception):
             logger.warning(
                 "events_applied receiver failed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -247,3 +248,70 @@ def user_features(*, user_id: int, now: datetime | None = None) -> dict[str, Any
         "last_event_at": profile.last_event_at if profile else None,
         "updated_at": profile.updated_at if profile else None,
     }
+
+
+def events_with_history(*, event_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The events (oldest first), each with its user's positive history just
+    before it: ``{"event_id", "user_id", "movie_id", "kind", "positive",
+    "at", "history": [(movie_id, at), ...]}`` (``at`` in epoch seconds;
+    history oldest first, each movie once, at most ``MAX_HISTORY_EVENTS``).
+    One query for the events and one per user."""
+    rows = list(
+        Interaction.objects.filter(pk__in=set(event_ids))
+        .order_by("occurred_at", "id")
+        .values("id", "user_id", "movie_id", "kind", "occurred_at")
+    )
+    by_user: dict[int, list[tuple[float, int, int]]] = {}
+    for user_id in {r["user_id"] for r in rows}:
+        newest = (
+            Interaction.objects.filter(user_id=user_id, kind__in=POSITIVE_KINDS)
+            .order_by("-occurred_at", "-id")
+            .values_list("occurred_at", "id", "movie_id")[:MAX_HISTORY_EVENTS]
+        )
+        by_user[user_id] = [(at.timestamp(), pk, m) for at, pk, m in reversed(newest)]
+    out = []
+    for row in rows:
+        key = (row["occurred_at"].timestamp(), row["id"])
+        seen: set[int] = set()
+        history = []
+        for at, pk, movie_id in by_user[row["user_id"]]:
+            if (at, pk) >= key:
+                break
+            if movie_id not in seen:
+                seen.add(movie_id)
+                history.append((movie_id, at))
+        out.append(
+            {
+                "event_id": row["id"],
+                "user_id": row["user_id"],
+                "movie_id": row["movie_id"],
+                "kind": row["kind"],
+                "positive": row["kind"] in POSITIVE_KINDS,
+                "at": key[0],
+                "history": history,
+            }
+        )
+    return out
+
+
+def holdout_histories(
+    *, users: int, min_events: int = 3, seed: int = 0
+) -> list[list[int]]:
+    """Up to ``users`` users' positive histories (movie ids, oldest first,
+    each movie once) of at least ``min_events`` movies, a seeded sample: the
+    online learner's guard holds out each one's last movie."""
+    candidates = list(
+        Interaction.objects.filter(kind__in=POSITIVE_KINDS)
+        .values("user_id")
+        .annotate(events=Count("id"))
+        .filter(events__gte=min_events)
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+    )
+    random.Random(seed).shuffle(candidates)
+    out = []
+    for user_id in candidates[:users]:
+        history = user_history_ids(user_id=user_id)
+        if len(history) >= min_events:
+            out.append(history)
+    return out

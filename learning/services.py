@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from apex_site.errors import ApplicationError, ErrorCode
 from learning.errors import LearningErrorCode
-from learning.models import POSITIVE_KINDS, ExportWatermark, Interaction
+from learning.models import POSITIVE_KINDS, AppliedEvent, ExportWatermark, Interaction
 from learning.ports import movie_catalog
 from learning.signals import interaction_recorded
 from learning.stream import get_event_stream
@@ -361,12 +362,16 @@ def _insert_batch(
 # ------------------------------------------------------------------ after commit
 def _after_commit(rows: Sequence[Interaction]) -> None:
     """Announce new rows (``interaction_recorded``), publish them to the event
-    stream and kick the coordinator. Never raises: the rows are committed,
-    and what is not published now the outbox catch-up publishes."""
-    for row in rows:
-        _announce(row)
-    if rows:
-        events_publish(event_ids=[row.pk for row in rows])
+    stream and kick the coordinator. Never raises: the rows are committed
+    (the client is told so), and what is not published now the outbox
+    catch-up publishes."""
+    try:
+        for row in rows:
+            _announce(row)
+        if rows:
+            events_publish(event_ids=[row.pk for row in rows])
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.exception("after-commit work failed", extra={"events": len(rows)})
 
 
 def events_publish(*, event_ids: Sequence[int]) -> bool:
@@ -406,7 +411,8 @@ def events_drain_kick() -> None:
     try:
         drain_events.delay()
     except Exception as exc:  # noqa: BLE001 - the beat safety net drains
-        cache.delete(KICK_KEY)
+        with contextlib.suppress(Exception):  # Redis may be gone altogether
+            cache.delete(KICK_KEY)
         logger.warning(
             "could not enqueue the event drain",
             extra={"error": str(exc)},
@@ -416,32 +422,36 @@ def events_drain_kick() -> None:
 
 OUTBOX = "stream-outbox"
 OUTBOX_GRACE = timedelta(seconds=30)
+OUTBOX_HORIZON = timedelta(minutes=10)
 OUTBOX_BATCH = 5000
+LIVE_SOURCES = ("web", "api")  # imports (MovieLens, the demo copy) are not live
 
 
-def events_republish(*, grace: timedelta = OUTBOX_GRACE) -> dict[str, int]:
+def events_republish(
+    *, grace: timedelta = OUTBOX_GRACE, horizon: timedelta = OUTBOX_HORIZON
+) -> dict[str, int]:
     """The outbox catch-up: publish every live event after the watermark that
-    is older than ``grace`` (in-flight commits publish themselves), then move
-    the watermark. Publishing twice is harmless (the coordinator applies an
-    event once); an event that was never published is never lost."""
+    is older than ``grace`` (in-flight commits publish themselves) and not
+    yet applied by the coordinator, then move the watermark.
+
+    The watermark only passes events that are applied and older than
+    ``horizon``: ids are not committed in id order (concurrent requests), so
+    a row with a smaller id can become visible after a larger one; no
+    transaction lasts ``horizon``. Publishing an event twice is harmless (the
+    coordinator applies it once); an event accepted is never skipped.
+    """
     watermark, _ = ExportWatermark.objects.get_or_create(name=OUTBOX)
     start = watermark.last_event_id
-    if start == 0:
-        # first run: start at the newest imported event; imports are not live
-        newest = (
-            Interaction.objects.filter(source__startswith="movielens")
-            .order_by("-id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        start = newest or 0
-    cutoff = timezone.now() - grace
+    now = timezone.now()
+    live = Interaction.objects.filter(pk__gt=start, source__in=LIVE_SOURCES)
+    pending = live.filter(created_at__lt=now - grace).exclude(
+        pk__in=AppliedEvent.objects.filter(event_id__gt=start).values("event_id")
+    )
     published = 0
     last = start
     while True:
         ids = list(
-            Interaction.objects.filter(pk__gt=last, created_at__lt=cutoff)
-            .exclude(source__startswith="movielens")
+            pending.filter(pk__gt=last)
             .order_by("pk")
             .values_list("pk", flat=True)[:OUTBOX_BATCH]
         )
@@ -450,15 +460,25 @@ def events_republish(*, grace: timedelta = OUTBOX_GRACE) -> dict[str, int]:
         get_event_stream().publish(ids)  # raises when Redis is still down
         published += len(ids)
         last = ids[-1]
-        ExportWatermark.objects.filter(pk=watermark.pk).update(last_event_id=last)
+    # how far every live event is applied (and old enough to be committed)
+    settled = live.filter(created_at__lt=now - horizon)
+    first_open = (
+        live.exclude(
+            pk__in=AppliedEvent.objects.filter(event_id__gt=start).values("event_id")
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if first_open is not None:
+        settled = settled.filter(pk__lt=first_open)
+    mark = settled.order_by("-pk").values_list("pk", flat=True).first()
+    if mark is not None and mark > start:
+        ExportWatermark.objects.filter(pk=watermark.pk).update(last_event_id=mark)
     if published:
         events_drain_kick()
-        logger.info(
-            "outbox republished", extra={"events": published, "watermark": last}
-        )
-    elif start != watermark.last_event_id:
-        ExportWatermark.objects.filter(pk=watermark.pk).update(last_event_id=start)
-    return {"published": published, "watermark": last}
+        logger.info("outbox republished", extra={"events": published})
+    return {"published": published, "watermark": max(start, mark or 0)}
 
 
 def _announce(row: Interaction) -> None:

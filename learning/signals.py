@@ -22,6 +22,6 @@ online state (profiles, feature tables) and committed. Keyword arguments:
 ``users``: ``{user_id: {"event_id", "kind", "movie_id", "positive"}}`` —
 each user's newest applied event in the batch, a positive one where there is
 one (what caused the change; ``positive``: it changed the history the models
-read). Receivers are
+read); ``event_ids``: every event applied, oldest first. Receivers are
 connected in their app's ``AppConfig.ready()``; ``recommendations`` refreshes
 those users' live feeds."""

@@ -8,13 +8,52 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
 
-def on_events_applied(*, users: dict[int, dict[str, Any]], **_kwargs: Any) -> None:
+
+def on_events_applied(
+    *, users: dict[int, dict[str, Any]], event_ids: list[int], **_kwargs: Any
+) -> None:
     """The online coordinator applied new events (``learning.signals.
-    events_applied``): refresh the live feed of each user with a positive one
-    (a watchlist toggle changes nothing served), saying what caused it."""
-    from recommendations.tasks import feed_refresh
+    events_applied``): the online KAN learns from them (one learner, queue
+    ``online``), and the live feed of each user with a positive one is
+    refreshed (a watchlist toggle changes nothing served), saying what
+    caused it."""
+    from recommendations.tasks import feed_refresh, online_learn
+
+    if event_ids:
+        online_learn.delay(event_ids)
 
     for user_id, cause in users.items():
-        if cause.get("positive"):
+        if cause.get("positive") and refresh_claim(user_id, cause.get("event_id")):
             feed_refresh.delay(user_id, cause.get("event_id"))
+
+
+REFRESH_KEY = "recommendations:feed-refresh:{user_id}"
+REFRESH_TTL_S = 60
+
+
+def refresh_claim(user_id: int, event_id: int | None) -> bool:
+    """At most one feed refresh waits per user: ``True`` when none waits (the
+    caller enqueues one); else the waiting one is told the newer cause. The
+    task releases the claim before it reads (``refresh_release``), so an
+    event after that enqueues a new refresh and one before is in its feed."""
+    key = REFRESH_KEY.format(user_id=user_id)
+    try:
+        if cache.add(key, event_id, timeout=REFRESH_TTL_S):
+            return True
+        cache.set(key, event_id, timeout=REFRESH_TTL_S)
+        return False
+    except Exception:  # noqa: BLE001 - no cache: refresh anyway
+        return True
+
+
+def refresh_release(user_id: int, event_id: int | None) -> int | None:
+    """Release the user's refresh claim; the newest cause it was told of."""
+    key = REFRESH_KEY.format(user_id=user_id)
+    try:
+        newest = cache.get(key)
+        cache.delete(key)
+    except Exception:  # noqa: BLE001
+        return event_id
+    return newest if isinstance(newest, int) and newest > (event_id or 0) else event_id

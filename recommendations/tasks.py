@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from recommendations import services
+from recommendations import online, receivers, services
 
 
 @shared_task(name="recommendations.feed_refresh", queue="default", ignore_result=True)
 def feed_refresh(user_id: int, event_id: int | None = None) -> None:
     """Recompute the user's feed and push it to their open tabs (``event_id``:
     the event that caused it, for the page's note)."""
+    event_id = receivers.refresh_release(user_id, event_id)
     services.feed_refresh(user_id=user_id, event_id=event_id)
 
 
@@ -31,3 +32,10 @@ def model_train(profile: str = "quick", dataset: str | None = None) -> dict:
         "metrics": result.metrics,
         "seconds": round(result.seconds, 1),
     }
+
+
+@shared_task(name="recommendations.online_learn", queue="online", ignore_result=True)
+def online_learn(event_ids: list[int]) -> dict:
+    """The online KAN learns from applied events (one worker process consumes
+    ``online``, so there is one learner; ``recommendations/online.py``)."""
+    return online.online_learn(event_ids=event_ids)

@@ -4,9 +4,10 @@
 that runs this script: ``lint-imports`` (the import contracts in
 pyproject.toml) and ``mypy`` (strict, on the engine); if either fails the run
 stops there, before any server starts. Then, unless DATABASE_URL / REDIS_URL
-are given, it starts a private PostgreSQL cluster and a Redis server on free
-loopback ports (``scripts/servers.py``), runs ``makemigrations --check`` and
-pytest (every marker), then stops what it started. Each step logs its wall
+/ APEX_TEST_STRIPE_API_HOST are given, it starts a private PostgreSQL
+cluster, a Redis server and stripe-mock on free loopback ports
+(``scripts/servers.py``), runs ``makemigrations --check`` and pytest (every
+marker), then stops what it started. Each step logs its wall
 time. Extra arguments go to pytest.
 """
 
@@ -24,7 +25,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as `python scripts/run_tests.py`
-from scripts.servers import ServiceError, postgres_server, redis_server  # noqa: E402
+from scripts.servers import (  # noqa: E402
+    ServiceError,
+    postgres_server,
+    redis_server,
+    stripe_mock_server,
+)
 
 PYTHON = sys.executable
 VENV_BIN = Path(PYTHON).parent  # make runs `.venv/bin/python scripts/run_tests.py`
@@ -87,6 +93,13 @@ def main(pytest_args: list[str]) -> int:
                 env["DATABASE_URL"] = stack.enter_context(postgres_server())
             if not env.get("REDIS_URL"):
                 env["REDIS_URL"] = stack.enter_context(redis_server())
+            # Stripe's API without the network. Under its own name: the billing
+            # tests point dj-stripe and stripe-python at it (STRIPE_API_HOST)
+            # with a test key; settings built in a subprocess never see it.
+            if not env.get("APEX_TEST_STRIPE_API_HOST"):
+                env["APEX_TEST_STRIPE_API_HOST"] = stack.enter_context(
+                    stripe_mock_server()
+                )
             env.setdefault(
                 "APEX_DATA_DIR",
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="apex-data-")),

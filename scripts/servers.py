@@ -1,4 +1,4 @@
-"""Throw-away PostgreSQL and Redis servers on free loopback ports.
+"""Throw-away PostgreSQL, Redis and stripe-mock servers on free loopback ports.
 
 The one place that starts them: the test runner (``scripts/run_tests.py``),
 the tests that restart Redis, and the benchmarks import it. No Django, so it
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import logging
 import os
 import pwd
@@ -245,3 +246,120 @@ def process_stop(proc: subprocess.Popen, *, timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+# ------------------------------------------------------------------ stripe-mock
+STRIPE_MOCK_MODULE = "github.com/stripe/stripe-mock"
+STRIPE_MOCK_VERSION = "v0.203.0"
+
+
+def stripe_mock_binary() -> Path:
+    """stripe-mock, built with ``go install`` into the cache outside the clone
+    (``$APEX_CACHE_DIR``, default ``~/.cache/apex``) the first time."""
+    cache = Path(os.environ.get("APEX_CACHE_DIR", Path.home() / ".cache" / "apex"))
+    folder = cache / "bin" / f"stripe-mock-{STRIPE_MOCK_VERSION}"
+    binary = folder / "stripe-mock"
+    if binary.exists():
+        return binary
+    go = shutil.which("go") or (
+        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
+    )
+    if go is None:
+        raise ServiceError("stripe-mock needs the Go toolchain: install golang-go")
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("installing stripe-mock %s (go install)", STRIPE_MOCK_VERSION)
+    try:
+        subprocess.run(
+            [go, "install", f"{STRIPE_MOCK_MODULE}@{STRIPE_MOCK_VERSION}"],
+            check=True,
+            env={**os.environ, "GOBIN": str(folder)},
+            cwd=tempfile.gettempdir(),
+        )
+    except subprocess.CalledProcessError as error:
+        raise ServiceError(
+            f"go install stripe-mock failed ({error.returncode})"
+        ) from error
+    return binary
+
+
+def stripe_mock_fixtures(binary: Path) -> Path | None:
+    """stripe-mock's own fixtures with the changes dj-stripe 2.11 needs to sync
+    what it re-fetches while it processes subscription, invoice and checkout
+    events: the sample customer's ``discount`` (the API's new shape, its
+    coupon under ``source``: "empty field Coupon.coupon") made null, and ids
+    for the product feature that has an empty one. Read from the module source
+    that ``go install`` left in the Go module cache; None when it is gone
+    (stripe-mock then serves its bundled fixtures)."""
+    patched = binary.parent / "fixtures-apex.json"
+    if patched.exists():
+        return patched
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    try:
+        modcache = subprocess.run(
+            [go, "env", "GOMODCACHE"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    source = (
+        Path(modcache)
+        / f"{STRIPE_MOCK_MODULE}@{STRIPE_MOCK_VERSION}"
+        / "embedded/openapi/fixtures3.json"
+    )
+    if not source.exists():  # the module cache was cleaned since the install
+        subprocess.run(
+            [go, "mod", "download", f"{STRIPE_MOCK_MODULE}@{STRIPE_MOCK_VERSION}"],
+            cwd=tempfile.gettempdir(),
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+    if not source.exists():
+        return None
+    fixtures = json.loads(source.read_text())
+    fixtures["resources"]["customer"]["discount"] = None
+    # objects with an empty id (product features): dj-stripe refuses them
+    feature = fixtures["resources"]["product_feature"]
+    feature["id"] = "prodft_mock"
+    feature["entitlement_feature"]["id"] = "feat_mock"
+    partial = patched.with_suffix(".partial")
+    partial.write_text(json.dumps(fixtures))
+    partial.replace(patched)
+    return patched
+
+
+def stripe_mock_start(*, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """stripe-mock on a free port; returns the process and its base URL."""
+    port = port or free_port()
+    logger.info("starting stripe-mock on 127.0.0.1:%d", port)
+    # HTTPS goes to any free port: stripe-mock always serves it, and its
+    # default port may be taken
+    binary = stripe_mock_binary()
+    fixtures = stripe_mock_fixtures(binary)
+    proc = subprocess.Popen(
+        [str(binary), "-http-addr", f"127.0.0.1:{port}",
+         "-https-addr", "127.0.0.1:0",
+         *(["-fixtures", str(fixtures)] if fixtures else [])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise ServiceError(f"stripe-mock exited with {proc.returncode}")
+        return port_is_open(port)
+
+    try:
+        _wait(ready, f"stripe-mock did not start on port {port}", 30)
+    except ServiceError:
+        process_stop(proc)
+        raise
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def stripe_mock_server() -> Iterator[str]:
+    """A stripe-mock for the ``with`` block; yields its URL."""
+    proc, url = stripe_mock_start()
+    try:
+        yield url
+    finally:
+        process_stop(proc)

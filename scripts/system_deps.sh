@@ -9,6 +9,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v chromium >/dev/null || need+=(chromium)
+# Go builds stripe-mock for the billing tests (scripts/servers.py, cached in ~/.cache/apex)
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || need+=(golang-go)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

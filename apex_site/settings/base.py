@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from .environment import env_bool, env_int, env_list, env_str
+from .integrations.billing import *  # noqa: F403
 from .integrations.cache import *  # noqa: F403
 from .integrations.celery import *  # noqa: F403
 from .integrations.channels import *  # noqa: F403
@@ -26,6 +27,7 @@ from .integrations.events import *  # noqa: F403
 from .integrations.logging import *  # noqa: F403
 from .integrations.redis import *  # noqa: F403
 from .integrations.redis import REDIS_URL
+from .integrations.stripe import *  # noqa: F403
 from .paths import BASE_DIR, DATA_DIR
 
 # ------------------------------------------------------------------ core
@@ -78,12 +80,14 @@ THIRD_PARTY_APPS = [
     "rest_framework_simplejwt",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "djstripe",
 ]
 LOCAL_APPS = [
     "accounts",
     "recommendations",
     "catalog",
     "learning",
+    "billing",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -96,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apex_site.throttling.RateLimitHeadersMiddleware",
     "apex_site.middleware.SyncChainMiddleware",  # last: see its docstring
 ]
 

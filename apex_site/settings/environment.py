@@ -60,6 +60,28 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    below: float | None = None,
+) -> float:
+    """A float in ``[minimum, below)`` when the bounds are given."""
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise _fail(name, value, "a number") from None
+    if (minimum is not None and number < minimum) or (
+        below is not None and number >= below
+    ):
+        raise _fail(name, value, f"a number in [{minimum}, {below})")
+    return number
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if value is None:

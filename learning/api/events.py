@@ -72,8 +72,9 @@ EVENTS_REQUEST = PolymorphicProxySerializer(
 
 def _parse(data: Any) -> list[EventInput]:
     """One event or ``{"events": [...]}``; every type error of every event at
-    once, then the rules (``services.events_validate``); 400 naming each bad
-    event (by index) and field, before anything is written."""
+    once, with the rules' problems of the others (``services.events_validate``;
+    ``events_record`` checks the rules itself when the types are right); 400
+    naming each bad event (by index) and field, before anything is written."""
     if not isinstance(data, dict):
         raise ApplicationError(
             'Send one event object or {"events": [...]}.', code=ErrorCode.INVALID
@@ -101,9 +102,10 @@ def _parse(data: Any) -> list[EventInput]:
         else:
             errors[str(index)] = serializer.errors
     order = sorted(parsed)
-    rule_errors = services.events_validate(events=[parsed[i] for i in order])
-    for position, problems in rule_errors.items():
-        errors[str(order[int(position)])] = problems
+    if errors:  # report the rules' problems of the other events too
+        rule_errors = services.events_validate(events=[parsed[i] for i in order])
+        for position, problems in rule_errors.items():
+            errors[str(order[int(position)])] = problems
     if errors:
         raise ApplicationError(
             f"{len(errors)} of {len(raw)} events are invalid; none was recorded.",

@@ -79,9 +79,10 @@ def test_events_accepted_while_redis_is_down_are_published_later(
         result = services.events_republish(grace=timedelta(0))
     assert result["published"] == 3
     assert set(AppliedEvent.objects.values_list("event_id", flat=True)) == ids
+    # applied: not published again; the watermark passes them once settled
+    again = services.events_republish(grace=timedelta(0), horizon=timedelta(0))
+    assert again["published"] == 0
     assert ExportWatermark.objects.get(name=services.OUTBOX).last_event_id == max(ids)
-    # nothing twice: the watermark moved, and a second delivery changes nothing
-    assert services.events_republish(grace=timedelta(0))["published"] == 0
     get_event_stream().publish(sorted(ids))
     again = coordinator.events_drain()
     assert again.applied == 0 and again.duplicates == 3
@@ -196,3 +197,51 @@ def test_the_embedded_mode_end_to_end(settings, api_client, user, movies):
     assert cause["movie_id"] == movies[0].pk
     assert cause["note"] == f"Updated after you rated {movies[0].title}"
     assert UserProfile.objects.get(user=user).events_applied == 1
+
+
+def test_the_outbox_never_steps_over_a_late_committed_event(
+    own_redis, monkeypatch, user, movies, django_capture_on_commit_callbacks
+):
+    """Ids are not committed in id order: an event with a smaller id that is
+    still too fresh for the catch-up must be published by a later one."""
+    from django.utils import timezone
+
+    from learning.models import Interaction
+
+    folder, port, _url = own_redis
+    redis_stop(folder)  # nothing is published after commit
+    first, second = record(user, movies[:2], django_capture_on_commit_callbacks)
+    now = timezone.now()
+    Interaction.objects.filter(pk=first.event_id).update(
+        created_at=now - timedelta(seconds=29)
+    )
+    Interaction.objects.filter(pk=second.event_id).update(
+        created_at=now - timedelta(seconds=31)
+    )
+    redis_start(folder, port=port)
+    reset_event_streams()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.events_republish()["published"] == 1  # the older one
+    Interaction.objects.filter(pk=first.event_id).update(
+        created_at=now - timedelta(seconds=31)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.events_republish()["published"] == 1
+    assert set(AppliedEvent.objects.values_list("event_id", flat=True)) == {
+        first.event_id,
+        second.event_id,
+    }
+
+
+def test_a_redis_outage_after_commit_never_fails_the_request(
+    monkeypatch, user, movies, django_capture_on_commit_callbacks
+):
+    """The rows are committed when the after-commit work runs: its failures
+    are logged, the caller still gets its events."""
+
+    def broken(**_kwargs):
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(services, "events_publish", broken)
+    recorded = record(user, movies, django_capture_on_commit_callbacks)
+    assert len(recorded) == 3

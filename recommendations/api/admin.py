@@ -3,8 +3,9 @@
 A thin view over ``services.ensemble_weights_serve``: loads the active
 ``EnsembleWeights`` version (weights and gate threshold) from the database
 into the engine this process serves: ``services.ensemble_weights_apply``
-builds a new engine beside the old one and the runtime swaps the bundle's payload in one reference rebinding
-(``ServingRuntime.replace_payload``), so requests in flight finish on the old
+builds a new engine beside the old one and the runtime swaps the bundle's
+payload in one reference rebinding (``ServingRuntime.replace_payload``), so
+requests in flight finish on the old
 weights. Like ``/v1/artifacts/reload`` it then announces the change, and
 every other serving process re-weights within ``APEX_RELOAD_POLL_SECONDS``
 (``recommendations.serving.broadcast``).

@@ -89,7 +89,9 @@ class ArtifactCommitError(ArtifactError):
     status_code = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, **detail: Any) -> None:
-        super().__init__(message, code=RecommendationsErrorCode.ARTIFACT_COMMIT_FAILED, detail=detail)
+        super().__init__(
+            message, code=RecommendationsErrorCode.ARTIFACT_COMMIT_FAILED, detail=detail
+        )
 
 
 # ---------------------------------------------------------------- manifest

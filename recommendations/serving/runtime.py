@@ -57,7 +57,15 @@ def default_loader(version_dir: Path, manifest: Manifest, tier: TierDecision) ->
 
     device = tier.device if tier.tier == 1 else None
     engine = ServingEngine.load(version_dir, tier.tier, device=device)
-    return with_active_weights(engine)
+    engine = with_active_weights(engine)
+    # the online learner's newest snapshot of this version, if any
+    from recommendations.online import with_online_snapshot
+
+    try:
+        return with_online_snapshot(engine, manifest.version)
+    except Exception as exc:  # noqa: BLE001 - the offline model still serves
+        logger.warning("could not load the online snapshot (%s); serving without", exc)
+        return engine
 
 
 def with_active_weights(engine: Any) -> Any:
@@ -174,6 +182,7 @@ class ServingRuntime:
         self._poll_s = poll_s
         self._next_poll = 0.0
         self._seen: int | None = None
+        self._online_seen: tuple[str, int] | None = None
         self._following = False
         self._store = store
         self._loader = loader
@@ -270,6 +279,9 @@ class ServingRuntime:
             self._next_poll = float("inf")
             return
         self._next_poll = now + self._poll_s
+        self._maybe_follow_online()
+        if self._following:
+            return
         generation = self._read_generation()
         if generation is None or generation == self._seen:
             return
@@ -297,6 +309,40 @@ class ServingRuntime:
             )  # fmt: skip
         finally:
             self._seen = generation
+            self._following = False
+            _close_thread_connections()
+
+    def _maybe_follow_online(self) -> None:
+        """Swap in the online learner's newest announced KAN snapshot of the
+        loaded version (``recommendations.online``), in the background."""
+        from recommendations import online
+
+        note = online.announced()
+        bundle = self._bundle
+        if not note or bundle is None or note.get("version") != bundle.version:
+            return
+        key = (bundle.version, int(note.get("seq", 0)))
+        if key == self._online_seen:
+            return
+        self._online_seen = key
+        self._following = True
+        threading.Thread(
+            target=self.follow_online, args=key, name="apex-online", daemon=True
+        ).start()
+
+    def follow_online(self, version: str, seq: int) -> None:
+        from recommendations import online
+
+        try:
+            self.replace_payload(
+                lambda engine: online.with_online_snapshot(engine, version, seq)
+            )
+            logger.info("serving online snapshot %d of %s", seq, version)
+        except Exception as exc:  # noqa: BLE001 - keep serving the old member
+            logger.error(
+                "could not load online snapshot %d of %s: %s", seq, version, exc
+            )
+        finally:
             self._following = False
             _close_thread_connections()
 

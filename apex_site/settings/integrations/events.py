@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ..environment import env_int
+from ..environment import env_float, env_int
 
 __all__ = [
     "APEX_EVENTS_CLAIM_IDLE_MS",
     "APEX_EVENTS_DRAIN_SECONDS",
     "APEX_EVENTS_MAX_AGE_DAYS",
+    "APEX_ONLINE_GUARD_EVERY",
+    "APEX_ONLINE_GUARD_MARGIN",
 ]
 
 # POST /v1/events rejects events older than this many days.
@@ -18,3 +20,10 @@ APEX_EVENTS_MAX_AGE_DAYS = env_int("APEX_EVENTS_MAX_AGE_DAYS", 30, minimum=1)
 APEX_EVENTS_CLAIM_IDLE_MS = env_int("APEX_EVENTS_CLAIM_IDLE_MS", 30_000, minimum=0)
 # Beat's safety net drains the stream every this many seconds.
 APEX_EVENTS_DRAIN_SECONDS = env_int("APEX_EVENTS_DRAIN_SECONDS", 2, minimum=1)
+# The online KAN (recommendations/online.py): check the guard (NDCG@10 on a
+# held-out slice of the log) after this many updates; roll an update back when
+# it falls more than this fraction below the published weights' value.
+APEX_ONLINE_GUARD_EVERY = env_int("APEX_ONLINE_GUARD_EVERY", 10, minimum=1)
+APEX_ONLINE_GUARD_MARGIN = env_float(
+    "APEX_ONLINE_GUARD_MARGIN", 0.02, minimum=0.0, below=1.0
+)

@@ -658,6 +658,26 @@ class ServingEngine:
             cache=self._cache, ranking=self.ranking,
         )  # fmt: skip
 
+    def with_member(self, name: str, scorer: Any) -> ServingEngine:
+        """A new engine whose ensemble member ``name`` scores with ``scorer``
+        (an online snapshot of that member: a ``Recommender`` on tier 1, an
+        ``OnnxScorer`` on tier 2); weights, indexes and the other members are
+        shared. ``ValueError`` when the tier has no such member."""
+        if self.ensemble is None or name not in self.ensemble.members:
+            raise ValueError(f"no ensemble member {name!r} on tier {self.tier}")
+        current = self.ensemble.members[name]
+        if getattr(scorer, "n_items", None) != getattr(current, "n_items", None):
+            raise ValueError(f"{name}: the snapshot has another catalog size")
+        ensemble = copy.copy(self.ensemble)
+        ensemble.members = {**self.ensemble.members, name: scorer}
+        return ServingEngine(
+            folder=self.folder, tier=self.tier, settings=self.settings,
+            item_ids=self.item_ids, meta=self.meta, content=self.content,
+            ann=self.ann, encoder=self.encoder, popularity=self.popularity,
+            ensemble=ensemble, retrieval=self.retrieval_config, device=self.device,
+            ranking=self.ranking,
+        )  # fmt: skip
+
     def describe(self) -> dict[str, Any]:
         """What is loaded (for status pages)."""
         out: dict[str, Any] = {
