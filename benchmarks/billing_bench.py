@@ -1,4 +1,4 @@
-"""The billing numbers in docs/BENCHMARKS.md: ``python -m billing.bench``.
+"""The billing numbers in docs/BENCHMARKS.md: ``python benchmarks/billing_bench.py``.
 
 Everything real and local: a throw-away PostgreSQL and Redis
 (``scripts/servers.py``), uvicorn serving the product, HTTP clients in
@@ -20,7 +20,6 @@ threads. Three measurements:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import http.client
 import json
 import os
@@ -44,22 +43,6 @@ from scripts.servers import (  # noqa: E402
 )
 
 METERED_PATH = "/v1/events/features"
-
-
-def bench_limits(request):
-    """The real resolver, without the per-second rate; the racing user
-    (``APEX_BENCH_RACER``) gets a quota of ``APEX_BENCH_QUOTA``."""
-    from apex_site import throttling
-    from billing.selectors import request_limits
-
-    limits = request_limits(request)
-    if not isinstance(limits, throttling.Limits):
-        return limits
-    racer = str(limits.user_id) == os.environ.get("APEX_BENCH_RACER")
-    quota = int(os.environ["APEX_BENCH_QUOTA"]) if racer else 10**9
-    return dataclasses.replace(
-        limits, rate_per_second=10**9, monthly_quota=quota, hard_limit=quota
-    )
 
 
 def serve(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
