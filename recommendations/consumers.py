@@ -1,7 +1,8 @@
 """The live feed websocket: one group per signed-in user.
 
 The consumer stays thin: it authenticates on connect, joins the user's group
-and forwards ``feed.update`` events pushed by ``services.feed_push``.
+and forwards ``feed.update`` events pushed by ``services.feed_push`` and
+``billing.update`` events pushed by ``services.account_push``.
 """
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -29,3 +30,6 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
 
     async def feed_update(self, event: dict) -> None:
         await self.send_json({"type": "feed.update", "payload": event["payload"]})
+
+    async def billing_update(self, event: dict) -> None:
+        await self.send_json({"type": "billing.update", "payload": event["payload"]})

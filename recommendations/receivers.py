@@ -57,3 +57,13 @@ def refresh_release(user_id: int, event_id: int | None) -> int | None:
     except Exception:  # noqa: BLE001
         return event_id
     return newest if isinstance(newest, int) and newest > (event_id or 0) else event_id
+
+
+def on_entitlements_changed(
+    *, user_id: int, plan: str, state: str, **_kwargs: Any
+) -> None:
+    """A user's plan changed (``billing.signals.entitlements_changed``, after
+    the webhook's commit): their open tabs hear of it."""
+    from recommendations.services import account_push
+
+    account_push(user_id=user_id, payload={"plan": plan, "state": state})

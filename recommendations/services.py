@@ -62,6 +62,19 @@ def feed_push(*, user_id: int, payload: dict) -> None:
     transaction.on_commit(send)
 
 
+def account_push(*, user_id: int, payload: dict[str, Any]) -> None:
+    """Tell the user's open tabs that their plan changed (the same per-user
+    channel as the feed; the billing page reloads its plan panel)."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        async_to_sync(layer.group_send)(
+            feed_group_name(user_id), {"type": "billing.update", "payload": payload}
+        )
+
+    transaction.on_commit(send)
+
+
 def feed_payload(result: FeedResult) -> dict[str, Any]:
     """A feed as plain JSON for the websocket."""
     meta = result.meta

@@ -89,7 +89,7 @@ def test_a_past_due_account_sees_the_banner(client, member, no_stripe):
 def test_the_status_partial_is_what_the_page_polls(client, member):
     html = client.get("/accounts/billing/status/").content.decode()
     assert html.lstrip().startswith('<div id="plan-status"')
-    assert 'hx-trigger="every 5s"' in html
+    assert 'hx-trigger="every 5s, apex:billing from:body"' in html
 
 
 def test_the_account_page_links_to_billing(client, member):

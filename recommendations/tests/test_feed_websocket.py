@@ -69,3 +69,31 @@ def test_feed_push_waits_for_the_commit(user):
     silent, message = async_to_sync(scenario)()
     assert silent is True
     assert message == {"type": "feed.update", "payload": {"items": [1]}}
+
+
+@pytest.mark.integration
+def test_a_plan_change_reaches_the_open_tabs(user):
+    """``billing.signals.entitlements_changed`` (sent after a webhook's
+    commit) is pushed down the user's socket; the billing page reloads its
+    plan panel on it."""
+    from billing.signals import entitlements_changed
+
+    def change_plan() -> bool:
+        with transaction.atomic():
+            entitlements_changed.send(
+                sender=None, user_id=user.pk, plan="pro", state="active"
+            )
+        return True
+
+    async def scenario():
+        communicator = _communicator(user)
+        await communicator.connect()
+        await sync_to_async(change_plan)()
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return message
+
+    assert async_to_sync(scenario)() == {
+        "type": "billing.update",
+        "payload": {"plan": "pro", "state": "active"},
+    }

@@ -1,0 +1,24 @@
+// The billing page hears of a plan change at once: the per-user socket pushes
+// "billing.update" after the webhook's commit and the plan panel reloads (the
+// panel also polls every 5 s, for when the socket is down).
+(function () {
+  "use strict";
+  if (!("WebSocket" in window)) return;
+  var retry = 1000;
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + location.host + "/ws/feed/");
+    socket.onopen = function () { retry = 1000; document.body.dataset.liveState = "open"; };
+    socket.onmessage = function (event) {
+      var message = JSON.parse(event.data);
+      if (message.type === "billing.update" && window.htmx) {
+        window.htmx.trigger(document.body, "apex:billing");
+      }
+    };
+    socket.onclose = function () {
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 30000);
+    };
+  }
+  connect();
+})();
