@@ -165,14 +165,14 @@ def _learner() -> _State | None:
 def online_learn(*, event_ids: list[int]) -> dict[str, Any]:
     """Apply the events to the online KAN; publish a snapshot when the guard
     accepts the update (module docstring)."""
-    import numpy as np
-
-    from recommendations.engine.online import OnlineEvent
-
     with _lock:
         state = _learner()
         if state is None:
             return {"events": 0, "skipped": "no artifacts with a KAN member"}
+        import numpy as np
+
+        from recommendations.engine.online import OnlineEvent
+
         items = state.learner.model.items
         events = []
         for row in learning_selectors.events_with_history(event_ids=event_ids):

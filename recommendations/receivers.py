@@ -6,9 +6,13 @@ enqueue a task. They run after the announcing transaction committed.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 def on_events_applied(
@@ -21,16 +25,18 @@ def on_events_applied(
     caused it."""
     from recommendations.tasks import feed_refresh, online_learn
 
-    if event_ids:
-        online_learn.delay(event_ids)
-
     for user_id, cause in users.items():
         if cause.get("positive") and refresh_claim(user_id, cause.get("event_id")):
             feed_refresh.delay(user_id, cause.get("event_id"))
+    if event_ids and settings.APEX_ONLINE_LEARNING:
+        try:
+            online_learn.delay(event_ids)
+        except Exception:  # noqa: BLE001 - never stops the feed refresh
+            logger.warning("could not hand events to the online learner", exc_info=True)
 
 
 REFRESH_KEY = "recommendations:feed-refresh:{user_id}"
-REFRESH_TTL_S = 60
+REFRESH_TTL_S = 15  # bounds the wait should a refresh task be lost
 
 
 def refresh_claim(user_id: int, event_id: int | None) -> bool:

@@ -9,6 +9,9 @@ from .environment import env_bool
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("APEX_CELERY_EAGER", True)
+# The online KAN learner trains in-process under eager Celery: only the tests
+# about it turn it on (they call recommendations.online directly).
+APEX_ONLINE_LEARNING = env_bool("APEX_ONLINE_LEARNING", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

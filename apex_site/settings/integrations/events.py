@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ..environment import env_float, env_int
+from ..environment import env_bool, env_float, env_int
 
 __all__ = [
     "APEX_EVENTS_CLAIM_IDLE_MS",
     "APEX_EVENTS_DRAIN_SECONDS",
     "APEX_EVENTS_MAX_AGE_DAYS",
     "APEX_ONLINE_GUARD_EVERY",
+    "APEX_ONLINE_LEARNING",
     "APEX_ONLINE_GUARD_MARGIN",
 ]
 
@@ -27,3 +28,6 @@ APEX_ONLINE_GUARD_EVERY = env_int("APEX_ONLINE_GUARD_EVERY", 10, minimum=1)
 APEX_ONLINE_GUARD_MARGIN = env_float(
     "APEX_ONLINE_GUARD_MARGIN", 0.02, minimum=0.0, below=1.0
 )
+# Hand applied events to the online KAN learner (queue `online`); off: the
+# KAN changes only with a retrain.
+APEX_ONLINE_LEARNING = env_bool("APEX_ONLINE_LEARNING", True)
