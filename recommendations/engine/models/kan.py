@@ -42,7 +42,9 @@ Departures from the paper and the issue:
   no sparsity/entropy regularisation and no pruning.
 - ``partial_fit`` (online learning) takes a few SGD steps of binary
   cross-entropy on new (history, item, label) events; only the KAN weights
-  change, the feature tables stay as fitted.
+  change, the feature tables stay as fitted. ``recommendations.engine.online``
+  updates the tables incrementally (:meth:`KAN.replace_tables`) and drives
+  :meth:`KAN.fit_features` with sampled negatives behind a guard rail.
 - Feature importance: the mean |phi_oj(x_j)| of the first layer's edges on
   training samples, summed over outputs (the paper's edge L1 norm).
 """
@@ -50,10 +52,10 @@ Departures from the paper and the issue:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -301,7 +303,8 @@ class KAN(TorchRecommender[KANNet]):
             t_end - float(t.min() if len(t) else 0)
         )
         recent = np.bincount(train.item_index[t >= t_recent], minlength=n)
-        last_seen = np.full(n, t_end)
+        # (-inf, not t_end: a t_end start made every seen item's last_seen t_end)
+        last_seen = np.full(n, -np.inf)
         first_seen = np.full(n, t_end)
         np.maximum.at(last_seen, train.item_index, t.astype(np.float64))
         last_seen[counts == 0] = float(t.min()) if len(t) else 0.0
@@ -338,6 +341,8 @@ class KAN(TorchRecommender[KANNet]):
         r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         trans = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n))
+        # raw row totals: the online updates add counts to the exact raw table
+        trans_row_total = np.asarray(trans.sum(axis=1)).ravel().astype(np.float32)
         trans = _row_normalize(trans.tocsr())
         # SVD item embedding of the co-occurrence cosine
         dim = max(1, min(cfg.svd_dim, n - 2))
@@ -355,6 +360,7 @@ class KAN(TorchRecommender[KANNet]):
             "last_seen": last_seen,
             "first_seen": first_seen,
             "t_end": np.array(t_end),
+            "trans_row_total": trans_row_total,
             "emb": emb.astype(np.float32),
             "feat_mean": np.zeros(len(FEATURES), np.float32),
             "feat_std": np.ones(len(FEATURES), np.float32),
@@ -464,15 +470,98 @@ class KAN(TorchRecommender[KANNet]):
         logger.info("kan top features %s", self.fit_info["top_features"])
 
     # ----------------------------------------------------------- online
-    def partial_fit(
-        self, batch: OnlineBatch | Sequence[tuple[History | Sequence[int], int, float]]
+    def replace_tables(self, updates: Mapping[str, np.ndarray]) -> None:
+        """Install new feature tables (online updates) and drop the CSR cache.
+
+        Only the keys in ``updates`` change; arrays are stored, not copied, so
+        callers must hand over fresh arrays (never mutate installed ones).
+        """
+        self.tables = {**self.tables, **updates}
+        self._sparse = {}
+
+    def fit_features(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray,
+        *,
+        loss: Literal["bce", "softmax"] = "bce",
+        weights: np.ndarray | None = None,
+        lr: float | None = None,
+        steps: int | None = None,
+        max_grad_norm: float | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
     ) -> float:
-        """A few SGD steps of BCE on new events; changes only the KAN weights.
+        """SGD steps on precomputed features; changes only the KAN weights.
+
+        Args:
+            x: ``(B, C, F)`` standardised features (:meth:`features`).
+            labels: ``(B, C)`` 1 = positive, 0 = negative.
+            loss: ``bce``: binary cross-entropy over every entry; ``softmax``:
+                per row with a positive, cross-entropy of the positives against
+                the row's other entries (the offline objective), plus BCE on
+                the entries of rows without a positive.
+            weights: ``(B, C)`` weight of each entry in the BCE terms (0 leaves
+                an entry out; default 1).
+            lr: SGD learning rate (default ``online_lr``).
+            steps: SGD steps (default ``online_steps``).
+            max_grad_norm: clip the gradient's global norm to this.
+            optimizer: an optimiser over ``net`` kept by the caller across
+                calls (e.g. Adam; ``lr`` is then ignored), else plain SGD.
 
         Returns the loss before the update.
         """
         cfg: KANConfig = self.config
         net = self._require_net()
+        x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        x_t = x_t.to(self.torch_device)
+        y = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+        y = y.to(self.torch_device)
+        w = torch.ones_like(y)
+        if weights is not None:
+            w = torch.from_numpy(np.asarray(weights, dtype=np.float32))
+            w = w.to(self.torch_device)
+        has_pos = y.sum(dim=1) > 0
+        opt = optimizer or torch.optim.SGD(net.parameters(), lr=lr or cfg.online_lr)
+        net.train()
+        first = None
+
+        def bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            value = F.binary_cross_entropy_with_logits(logits, y, w, reduction="sum")
+            return value / w.sum().clamp_min(1e-12)
+
+        for _ in range(steps or cfg.online_steps):
+            logits = net(x_t.flatten(0, 1)).view(y.shape)  # (B, C)
+            if loss == "bce":
+                value = bce(logits, y, w)
+            else:
+                parts = []
+                if bool(has_pos.any()):
+                    target = y[has_pos] / y[has_pos].sum(dim=1, keepdim=True)
+                    parts.append(F.cross_entropy(logits[has_pos], target))
+                if bool((~has_pos).any()):
+                    parts.append(bce(logits[~has_pos], y[~has_pos], w[~has_pos]))
+                value = torch.stack(parts).mean()
+            first = float(value.detach()) if first is None else first
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            if max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+            opt.step()
+        return float(first or 0.0)
+
+    def partial_fit(
+        self,
+        batch: OnlineBatch | Sequence[tuple[History | Sequence[int], int, float]],
+        *,
+        lr: float | None = None,
+        steps: int | None = None,
+    ) -> float:
+        """A few SGD steps of BCE on new events; changes only the KAN weights.
+
+        ``lr`` / ``steps`` override ``online_lr`` / ``online_steps``. Returns
+        the loss before the update.
+        """
+        self._require_net()
         if not isinstance(batch, OnlineBatch):
             hs, items, labels = zip(*batch, strict=True) if batch else ((), (), ())
             batch = OnlineBatch(
@@ -485,19 +574,9 @@ class KAN(TorchRecommender[KANNet]):
         for h in batch.histories:
             self._check_items(h.items, self.n_items)
         self._check_items(batch.items, self.n_items)
-        x = self.features(batch.histories, batch.items[:, None])[:, 0]  # (B, F)
-        x_t = torch.from_numpy(x).to(self.torch_device)
-        y = torch.from_numpy(batch.labels.astype(np.float32)).to(self.torch_device)
-        opt = torch.optim.SGD(net.parameters(), lr=cfg.online_lr)
-        net.train()
-        first = None
-        for _ in range(cfg.online_steps):
-            loss = F.binary_cross_entropy_with_logits(net(x_t), y)
-            first = float(loss.detach()) if first is None else first
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return float(first or 0.0)
+        x = self.features(batch.histories, batch.items[:, None])  # (B, 1, F)
+        y = batch.labels.astype(np.float32)[:, None]  # (B, 1)
+        return self.fit_features(x, y, lr=lr, steps=steps)
 
     # --------------------------------------------------------------- scoring
     def _score(self, histories: list[History]) -> np.ndarray:
