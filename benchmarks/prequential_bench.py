@@ -68,9 +68,9 @@ DATA = {
 }
 STAGES = {"valid": (0.7, 0.8), "test": (0.8, 1.0)}
 GRID: list[dict[str, Any]] = [
-    {"lr": 0.01, "negatives": 8},
-    {"optimizer": "adam", "lr": 0.003, "negatives": 32, "replay": 300},
-    {"lr": 0.1, "negatives": 32, "replay": 300, "steps": 2},
+    {"optimizer": "sgd", "lr": 0.1, "negatives": 32, "replay": 0},
+    {"optimizer": "sgd", "lr": 0.01, "negatives": 8, "replay": 0},
+    {"optimizer": "sgd", "lr": 0.1, "negatives": 32, "replay": 300, "steps": 2},
 ]
 """Settings tried on validation besides the default ``OnlineConfig``."""
 

@@ -62,7 +62,11 @@ MAX_LR = 0.2
 
 
 class OnlineConfig(BaseModel):
-    """How the online learner updates the KAN (immutable, unknown keys rejected)."""
+    """How the online learner updates the KAN (immutable, unknown keys rejected).
+
+    The defaults are the setting chosen on ML-100K's validation stream
+    (``benchmarks/prequential_bench.py``, docs/BENCHMARKS.md issue 13).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,10 +77,10 @@ class OnlineConfig(BaseModel):
     loss: Literal["bce", "softmax"] = "softmax"
     """``softmax``: the event's item against its negatives (the offline
     objective); ``bce``: pointwise binary cross-entropy (``KAN.partial_fit``)."""
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam"] = "adam"
     """``sgd``: plain SGD per batch; ``adam``: Adam whose moments persist
     across batches (reset by a rollback or a restore)."""
-    lr: float = Field(0.1, gt=0, le=MAX_LR)
+    lr: float = Field(0.003, gt=0, le=MAX_LR)
     """Learning rate, capped at ``MAX_LR``."""
     steps: int = Field(1, ge=1, le=20)
     """SGD steps per batch."""
@@ -84,7 +88,7 @@ class OnlineConfig(BaseModel):
     """Uniform random negative items per event."""
     max_grad_norm: float | None = Field(1.0, gt=0)
     """Clip the gradient's global norm (``None``: no clipping)."""
-    replay: int = Field(0, ge=0)
+    replay: int = Field(300, ge=0)
     """Past examples replayed with each batch: drawn from a buffer of the
     features the learner stored when it learned them (features of the tables
     *before* their event, so a replayed example never sees its own counts)."""

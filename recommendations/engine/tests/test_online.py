@@ -151,12 +151,18 @@ def _held_out_events(split: Split, positive: bool = True) -> list[OnlineEvent]:
     ]
 
 
+@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", MAX_LR), ("adam", 0.01)])
 def test_the_guard_rolls_back_a_poisoned_batch(
-    fitted_kan: KAN, tiny_split: Split, caplog: pytest.LogCaptureFixture
+    fitted_kan: KAN,
+    tiny_split: Split,
+    caplog: pytest.LogCaptureFixture,
+    optimizer: str,
+    lr: float,
 ) -> None:
     learner = OnlineLearner(
         fitted_kan, guard_task=tiny_split.validation_task(), update_tables=False,
-        guard_every=1, lr=MAX_LR, steps=20, max_grad_norm=None, guard_margin=0.02,
+        guard_every=1, optimizer=optimizer, lr=lr, steps=20, max_grad_norm=None,
+        guard_margin=0.05,
     )  # fmt: skip
     before = fitted_kan.get_state()
     rng = np.random.default_rng(0)
@@ -192,7 +198,7 @@ def test_a_useful_batch_is_kept_and_improves_the_held_out_metric() -> None:
     start = validation_ndcg(kan, test)
     learner = OnlineLearner(
         kan, guard_task=split.validation_task(), update_tables=False,
-        guard_every=1, lr=0.05, steps=1, negatives=16,
+        guard_every=1, optimizer="sgd", lr=0.05, replay=0, negatives=16,
     )  # fmt: skip
     # the training sequences' (prefix -> next item) events: true signal
     train = split.train
