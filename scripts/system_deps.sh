@@ -11,6 +11,9 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v chromium >/dev/null || need+=(chromium)
 # Go builds stripe-mock for the billing tests (scripts/servers.py, cached in ~/.cache/apex)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || need+=(golang-go)
+# the production shape's reverse proxy (integration tests) and the HTTP load generator (benchmarks)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
