@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from scripts.servers import free_port, process_stop, wait_for_port
+from scripts.servers import process_stop
 
 ROOT = Path(__file__).resolve().parent
 
@@ -140,32 +140,27 @@ def real_celery(celery_worker_process, settings):
 
 
 @pytest.fixture
-def asgi_server(tmp_path, real_celery):
-    """uvicorn on a free port, on the test database and Redis; tasks go to the
-    worker (no in-process fallback); collected static files; no artifacts
-    (the feed is served by the database fallback, which a worker computes as
-    well as an engine)."""
+def production_server(tmp_path, real_celery):
+    """The production shape (``scripts/stack.py``): nginx in front, HTTP on
+    gunicorn's WSGI workers, websockets on uvicorn, ``/static/`` from the
+    collected files; on the test database and Redis, tasks going to the
+    worker (no in-process fallback), no artifacts (the feed is served by the
+    database fallback, which a worker computes as well as an engine). Yields
+    nginx's ``127.0.0.1:<port>``."""
+    from scripts.stack import production_shape
+
+    data = tmp_path / "data"
     env = child_process_env(
-        APEX_ARTIFACTS_DIR=str(tmp_path / "no-artifacts"),
-        APEX_DATA_DIR=str(tmp_path / "data"),
+        APEX_ARTIFACTS_DIR=str(tmp_path / "no-artifacts"), APEX_DATA_DIR=str(data)
     )
-    # static files as production serves them (whitenoise, collected)
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
         cwd=ROOT, env=env, check=True,
     )  # fmt: skip
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
-         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, "uvicorn", timeout=60)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process_stop(proc)
+    with production_shape(
+        tmp_path / "stack", env, static_root=data / "staticfiles", wsgi_workers=1
+    ) as stack:
+        yield stack.address
 
 
 @pytest.fixture(autouse=True)

@@ -59,3 +59,26 @@ def api_key_lookup(*, raw_key: str) -> ApiKey | None:
 
 def user_exists(*, user_id: int) -> bool:
     return User.objects.filter(pk=user_id).exists()
+
+
+def user_cache_key(user_id: int) -> str:
+    return f"accounts:user:{user_id}"
+
+
+def user_for_token(*, user_id: int) -> User | None:
+    """The user a valid access token names, or None (no such user).
+
+    Cached for ``APEX_JWT_USER_CACHE_SECONDS`` (Redis in production, shared by
+    every process), so a JWT request costs no database query for
+    authentication, as an API-key request does; saving or deleting the user
+    drops the entry (``accounts.signals``), so a deactivation holds on the
+    next request everywhere.
+    """
+    seconds = settings.APEX_JWT_USER_CACHE_SECONDS
+    key = user_cache_key(user_id)
+    cached = cache.get(key) if seconds else None
+    if cached is None:
+        cached = User.objects.filter(pk=user_id).first() or _MISSING
+        if seconds:
+            cache.set(key, cached, seconds)
+    return None if cached == _MISSING else cached

@@ -1,4 +1,5 @@
-"""Keep the API-key cache (``selectors.api_key_lookup``) true to the database.
+"""Keep the API-key and token-user caches (``selectors.api_key_lookup``,
+``selectors.user_for_token``) true to the database.
 
 Saving or deleting a key, or saving its user (deactivated, staff flag
 changed...), deletes the cached rows, so a revocation or a deactivation holds
@@ -15,7 +16,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts.models import ApiKey, User
-from accounts.selectors import api_key_cache_key
+from accounts.selectors import api_key_cache_key, user_cache_key
 
 
 @receiver([post_save, post_delete], sender=ApiKey)
@@ -28,4 +29,5 @@ def forget_users_api_keys(sender: type, instance: User, **kwargs: Any) -> None:
     prefixes = ApiKey.objects.filter(user_id=instance.pk).values_list(
         "prefix", flat=True
     )
-    cache.delete_many([api_key_cache_key(p) for p in prefixes])
+    keys = [user_cache_key(instance.pk), *(api_key_cache_key(p) for p in prefixes)]
+    cache.delete_many(keys)

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
@@ -114,6 +116,10 @@ def _history_sql() -> str:
     )
 
 
+def history_cache_key(user_id: int) -> str:
+    return f"learning:history:{user_id}"
+
+
 def user_history_ids(*, user_id: int, limit: int = MAX_HISTORY_EVENTS) -> list[int]:
     """The user's history as ``Movie`` ids, oldest first, each movie once.
 
@@ -129,7 +135,29 @@ def user_history_ids(*, user_id: int, limit: int = MAX_HISTORY_EVENTS) -> list[i
     ``Interaction.objects.filter(kind__in=POSITIVE_KINDS, user_id=...)
     .order_by("-occurred_at", "-id").values_list("movie_id")[:limit]``
     (a test holds them equal).
+
+    The default-length history is cached per user for
+    ``APEX_HISTORY_CACHE_SECONDS`` (Redis in production: one GET instead of a
+    query on every recommendation request). The writer drops the entry after
+    each commit that adds events (``learning.services``), before it announces
+    them, so the feed refresh that follows reads the new history. One race
+    remains: a read that queried just before a commit and stores its answer
+    just after the drop keeps the old history cached until the entry expires
+    (the TTL bounds it).
     """
+    seconds = settings.APEX_HISTORY_CACHE_SECONDS
+    cacheable = seconds > 0 and limit == MAX_HISTORY_EVENTS
+    if cacheable:
+        cached = cache.get(history_cache_key(user_id))
+        if cached is not None:
+            return cached
+    history = _history_query(user_id, limit)
+    if cacheable:
+        cache.add(history_cache_key(user_id), history, seconds)
+    return history
+
+
+def _history_query(user_id: int, limit: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(_history_sql(), [user_id, *POSITIVE_KINDS, limit])
         newest_first = [row[0] for row in cursor.fetchall()]
@@ -315,3 +343,44 @@ def holdout_histories(
         if len(history) >= min_events:
             out.append(history)
     return out
+
+
+def positive_pairs_with_user_field(*, field: str) -> Iterator[tuple[int, int, str]]:
+    """Each distinct (user, movie) pair with a positive event, with the user's
+    demographic ``field`` (``age_band``, ``gender`` or ``occupation``; empty
+    when unknown), as ``(user_id, movie_id, value)`` — what the analytics
+    app's private releases count."""
+    if field not in {"age_band", "gender", "occupation"}:
+        raise ValueError(f"not a demographic field: {field}")
+    rows = (
+        Interaction.objects.filter(kind__in=POSITIVE_KINDS)
+        .order_by()
+        .values_list("user_id", "movie_id", f"user__{field}")
+        .distinct()
+    )
+    return rows.iterator(chunk_size=10_000)
+
+
+def event_stream_backlog() -> dict[str, Any] | None:
+    """The online learner's lag: stream length, pending entries, consumer-group
+    lag, dead letters (None when the stream cannot be read)."""
+    from learning.stream import get_event_stream
+
+    try:
+        return get_event_stream().backlog()
+    except Exception:  # noqa: BLE001 - a dashboard shows "unavailable"
+        return None
+
+
+def events_for_requests(*, request_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The events that name one of ``request_ids`` (the served list they came
+    from), oldest first: ``request_id``, ``movie_id``, ``kind``, ``value``,
+    ``occurred_at`` — what the experiments app joins to its impression log."""
+    ids = [r for r in set(request_ids) if r]
+    if not ids:
+        return []
+    return list(
+        Interaction.objects.filter(request_id__in=ids)
+        .order_by("occurred_at", "id")
+        .values("request_id", "movie_id", "kind", "value", "occurred_at")
+    )

@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apex_site.errors import ApplicationError, ErrorCode
+from learning import selectors
 from learning.errors import LearningErrorCode
 from learning.models import POSITIVE_KINDS, AppliedEvent, ExportWatermark, Interaction
 from learning.ports import movie_catalog
@@ -92,11 +93,30 @@ def interactions_bulk_import(
             # ignore_conflicts covers a concurrent writer between the SELECT
             # and the INSERT; the SELECT gives the counts.
             Interaction.objects.bulk_create(fresh, ignore_conflicts=True)
+        _forget_histories_on_commit(batch)
         counts.loaded += len(fresh)
         counts.already_present += len(existing)
         if on_batch:
             on_batch(counts.read)
     return counts
+
+
+def _forget_histories_on_commit(batch: Sequence[InteractionRow]) -> None:
+    users = {row.user_id for row in batch}
+    transaction.on_commit(lambda: history_forget(user_ids=users))
+
+
+def history_forget(*, user_ids: Iterable[int]) -> None:
+    """Drop the cached histories of ``user_ids`` (``selectors.user_history_ids``);
+    the writer calls it after each commit that adds events. Never raises: a
+    cache that cannot be reached holds nothing the TTL does not end."""
+    keys = [selectors.history_cache_key(u) for u in set(user_ids)]
+    if not keys:
+        return
+    try:
+        cache.delete_many(keys)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        logger.warning("history cache unavailable", extra={"error": str(exc)})
 
 
 _COLUMNS = "user_id, movie_id, kind, value, occurred_at, source, idempotency_key"
@@ -134,6 +154,7 @@ def _bulk_import_copy(
                 "ON CONFLICT (idempotency_key) DO NOTHING"
             )
             loaded = cursor.rowcount
+        _forget_histories_on_commit(batch)
         counts.loaded += loaded
         counts.already_present += len(batch) - loaded
         if on_batch:
@@ -365,6 +386,7 @@ def _after_commit(rows: Sequence[Interaction]) -> None:
     stream and kick the coordinator. Never raises: the rows are committed
     (the client is told so), and what is not published now the outbox
     catch-up publishes."""
+    history_forget(user_ids=[row.user_id for row in rows])
     try:
         for row in rows:
             _announce(row)

@@ -76,7 +76,10 @@ def static_checks() -> list[str]:
 
 
 def main(pytest_args: list[str]) -> int:
-    failed = static_checks()
+    # APEX_SKIP_STATIC_CHECKS=1: a developer's quick re-run of some tests while
+    # the tree is mid-change; `make test` and CI never set it
+    skip = os.environ.get("APEX_SKIP_STATIC_CHECKS") == "1"
+    failed = [] if skip else static_checks()
     if failed:
         logger.error(
             "FAILED before the test suite: %s. Fix these (the output above says "

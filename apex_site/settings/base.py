@@ -28,6 +28,7 @@ from .integrations.logging import *  # noqa: F403
 from .integrations.redis import *  # noqa: F403
 from .integrations.redis import REDIS_URL
 from .integrations.stripe import *  # noqa: F403
+from .integrations.web import *  # noqa: F403
 from .paths import BASE_DIR, DATA_DIR
 
 # ------------------------------------------------------------------ core
@@ -92,6 +93,7 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    "apex_site.timing.ServerTimingMiddleware",  # first: its `total` is the whole chain
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,7 +139,7 @@ LOGOUT_REDIRECT_URL = "home"
 # ------------------------------------------------------------------ API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.CachedJWTAuthentication",
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -179,8 +181,9 @@ SPECTACULAR_SETTINGS = {
 
 # ------------------------------------------------------------------ static files
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# collectstatic's target; the reverse proxy serves it in the production shape
+STATIC_ROOT = Path(env_str("APEX_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

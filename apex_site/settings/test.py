@@ -5,13 +5,16 @@ tests switch to the real worker explicitly.
 """
 
 from .base import *  # noqa: F403
-from .environment import env_bool
+from .environment import env_bool, env_int
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("APEX_CELERY_EAGER", True)
 # The online KAN learner trains in-process under eager Celery: only the tests
 # about it turn it on (they call recommendations.online directly).
 APEX_ONLINE_LEARNING = env_bool("APEX_ONLINE_LEARNING", False)
+# Factories write interactions without the writer, which drops cached
+# histories: only the tests about the cache turn it on.
+APEX_HISTORY_CACHE_SECONDS = env_int("APEX_HISTORY_CACHE_SECONDS", 0, minimum=0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

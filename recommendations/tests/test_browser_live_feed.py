@@ -1,6 +1,7 @@
 """A subscriber's home feed redraws live, in a real Chromium: rating a movie
 in one tab updates the "For you" row of the home page open in another, with
-a note of what caused it (uvicorn, a real worker, Redis, the websocket)."""
+a note of what caused it (the production shape: nginx, gunicorn, uvicorn
+for the websocket; a real worker, Redis)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_rating_in_one_tab_updates_the_home_feed_in_another(
-    browser_page, asgi_server
+    browser_page, production_server
 ):
     user = UserFactory(email="ann@example.com")
     user.set_password("a long and happy passphrase")
@@ -24,7 +25,7 @@ def test_a_rating_in_one_tab_updates_the_home_feed_in_another(
         for i in range(4)
     ]
     MovieFactory(title="Unrelated", rating_count=1)
-    base = f"http://{asgi_server}"
+    base = f"http://{production_server}"
 
     home = browser_page
     home.goto(f"{base}/accounts/login/")

@@ -1,8 +1,9 @@
-"""The live feed end to end, every piece real: a rating posted over HTTP to a
-uvicorn server is written by ``learning`` and announced after commit; the
-receiver enqueues ``recommendations.feed_refresh`` on Redis; a Celery worker
-process recomputes the feed and publishes it through the Redis channel layer;
-the server pushes it down the user's open websocket."""
+"""The live feed end to end, every piece real: a rating posted over HTTP to
+the production shape (nginx in front of gunicorn, websockets on uvicorn) is
+written by ``learning`` and announced after commit; the receiver enqueues
+``recommendations.feed_refresh`` on Redis; a Celery worker process recomputes
+the feed and publishes it through the Redis channel layer; the server pushes
+it down the user's open websocket."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _session_cookie(client, user) -> str:
 
 
 def test_a_rating_over_http_reaches_the_open_tab_through_the_worker(
-    asgi_server, client, user
+    production_server, client, user
 ):
     drama = GenreFactory(name="Drama")
     rated, *others = [MovieFactory(rating_count=100 - i) for i in range(4)]
@@ -38,11 +39,11 @@ def test_a_rating_over_http_reaches_the_open_tab_through_the_worker(
     session = _session_cookie(client, user)
     jar = CookieJar()
     http = build_opener(HTTPCookieProcessor(jar))
-    origin = f"http://{asgi_server}"
+    origin = f"http://{production_server}"
     cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
 
     with connect(
-        f"ws://{asgi_server}/ws/feed/",
+        f"ws://{production_server}/ws/feed/",
         additional_headers={"Cookie": cookie, "Origin": origin},
         open_timeout=10,
     ) as socket:
@@ -86,8 +87,16 @@ def test_a_rating_over_http_reaches_the_open_tab_through_the_worker(
     assert payload["meta"]["fallback"] is True  # no artifacts: database list
     assert set(ids) == {movie.pk for movie in others}  # genre neighbours of it
 
+    # the proxy serves the collected static files itself (not Django)
+    static = build_opener().open(f"{origin}/static/css/apex.css")
+    assert static.status == 200
+    assert static.headers["Cache-Control"] == "public, max-age=604800"
+    assert static.headers["Server"].startswith("nginx")
 
-def test_an_api_event_reaches_the_open_tab_with_its_cause(asgi_server, client, user):
+
+def test_an_api_event_reaches_the_open_tab_with_its_cause(
+    production_server, client, user
+):
     from accounts.services import api_key_create
 
     drama = GenreFactory(name="Drama")
@@ -97,15 +106,15 @@ def test_an_api_event_reaches_the_open_tab_with_its_cause(asgi_server, client, u
     cookie = f"{settings.SESSION_COOKIE_NAME}={_session_cookie(client, user)}"
     _key, raw = api_key_create(user=user, name="ingest")
     with connect(
-        f"ws://{asgi_server}/ws/feed/",
-        additional_headers={"Cookie": cookie, "Origin": f"http://{asgi_server}"},
+        f"ws://{production_server}/ws/feed/",
+        additional_headers={"Cookie": cookie, "Origin": f"http://{production_server}"},
         open_timeout=10,
     ) as socket:
         socket.send(json.dumps({"type": "ping"}))
         assert json.loads(socket.recv(timeout=10)) == {"type": "pong"}
         response = build_opener().open(
             Request(
-                f"http://{asgi_server}/v1/events",
+                f"http://{production_server}/v1/events",
                 data=json.dumps({"kind": "click", "movie_id": clicked.pk}).encode(),
                 headers={
                     "Authorization": f"Api-Key {raw}",
