@@ -4,6 +4,7 @@ row comes from the cache."""
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -80,3 +81,9 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Api-Key <key>`; create keys on your account page.",
         }
+
+
+class CachedJWTScheme(SimpleJWTScheme):
+    """The same ``jwtAuth`` security scheme in the OpenAPI schema."""
+
+    target_class = "accounts.authentication.CachedJWTAuthentication"

@@ -138,7 +138,9 @@ class Connection:
                 pass
         self.reader = self.writer = None
 
-    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def get(
+        self, path: str, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
         if self.writer is None:
             await self._open()
         assert self.reader is not None and self.writer is not None
@@ -162,7 +164,7 @@ class Connection:
             raise HttpError("response without a length")
         if fields.get("connection", "").lower() == "close":
             await self.close()
-        return status, body
+        return status, body, fields
 
     async def _chunked(self) -> bytes:
         assert self.reader is not None
@@ -187,6 +189,7 @@ class Level:
     elapsed_s: float = 0.0
     wrk: dict[str, float] | None = None  # latency percentiles (ms) from wrk
     wrk_requests: int = 0
+    stages: dict[str, list[float]] = field(default_factory=dict)  # Server-Timing
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -215,6 +218,11 @@ class Level:
             out["rps"] = round(self.wrk_requests / self.elapsed_s, 1)
             out["latency_ms"] = {k: round(v, 3) for k, v in self.wrk.items()}
             lat = [self.wrk["p50"]]
+        if self.stages:
+            out["server_timing_p50_ms"] = {
+                name: round(statistics.median(values), 3)
+                for name, values in self.stages.items()
+            }
         if lat and eng:
             out["latency_over_engine_p50"] = round(
                 _percentile(lat, 50) / max(_percentile(eng, 50), 1e-9), 2
@@ -245,7 +253,7 @@ async def _worker(
             i += 1
             started = time.perf_counter()
             try:
-                status, body = await conn.get(path, headers)
+                status, body, fields = await conn.get(path, headers)
             except (OSError, asyncio.IncompleteReadError, HttpError, ValueError) as exc:
                 level.error(type(exc).__name__)
                 await conn.close()
@@ -257,6 +265,10 @@ async def _worker(
                 level.error(f"http_{status}")
                 continue
             level.latencies_ms.append(elapsed)
+            for part in fields.get("server-timing", "").split(","):
+                name, _, duration = part.strip().partition(";dur=")
+                if duration:
+                    level.stages.setdefault(name, []).append(float(duration))
             meta = json.loads(body).get("meta", {})
             engine = meta.get("timings_ms", {}).get("engine")
             if engine is not None:
@@ -290,7 +302,7 @@ async def run_level(
         random.Random(seed + w).shuffle(ids)
         requests = [
             (
-                f"/v1/recommendations/user/{u}?{query}",
+                PATH.format(user=u, query=query),
                 headers_for(u),
             )
             for u in ids
@@ -345,8 +357,7 @@ def run_level_wrk(
     ids = list(user_ids)
     random.Random(seed).shuffle(ids)
     entries = ",".join(
-        f'{{"/v1/recommendations/user/{u}?{query}", '
-        f'"{headers_for(u)["Authorization"]}"}}'
+        f'{{"{PATH.format(user=u, query=query)}", "{headers_for(u)["Authorization"]}"}}'
         for u in ids
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
@@ -383,8 +394,7 @@ async def _sample(
     url = urlsplit(base_url)
     level = Level(1)
     requests = [
-        (f"/v1/recommendations/user/{u}?{query}", headers_for(u))
-        for u in user_ids[:count]
+        (PATH.format(user=u, query=query), headers_for(u)) for u in user_ids[:count]
     ]
     worker = _worker(level, url.hostname or "127.0.0.1", url.port or 80, requests,
                      stop_at=time.perf_counter() + 3600, record_from=0.0,
@@ -393,11 +403,16 @@ async def _sample(
     return level
 
 
+PATH = "/v1/recommendations/user/{user}?{query}"
+"""What each request GETs (``--path``): ``{user}`` and ``{query}`` filled in."""
+
+
 def _auth(raw_key: str) -> dict[str, str]:
     return {"Authorization": f"Api-Key {raw_key}", "Accept": "application/json"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PATH
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
     parser.add_argument("--duration", type=float, default=20.0, help="s per level")
@@ -421,7 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --client wrk: Python-client requests for the engine time",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the results as JSON")
+    parser.add_argument(
+        "--path", default=PATH,
+        help="request path; `/v1/platform/ping` is the framework floor",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    PATH = args.path
 
     if args.user_ids:
         user_ids = [int(x) for x in args.user_ids.split(",") if x.strip()]
@@ -452,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'conc':>4} {'req':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'engine p50':>10} {'ratio':>6} {'fallback':>8} errors"
+        "  | Server-Timing p50 (sample)"
     )
     common = {
         "base_url": args.base_url, "user_ids": user_ids, "query": query,
@@ -467,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             level.engine_ms, level.fallbacks = sample.engine_ms, sample.fallbacks
             level.latencies_ms = sample.latencies_ms  # for the fallback share only
+            level.stages = sample.stages
         else:
             level = asyncio.run(
                 run_level(
@@ -480,11 +502,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{concurrency:>4} {s['requests']:>7} {s['rps']:>8} "
             f"{lat['p50'] or 0:>8.2f} {lat['p95'] or 0:>8.2f} {lat['p99'] or 0:>8.2f} "
             f"{eng['p50'] or 0:>10.2f} {s.get('latency_over_engine_p50', 0):>6} "
-            f"{s['fallback_share'] or 0:>8} {s['errors'] or ''}",
+            f"{s['fallback_share'] or 0:>8} {s['errors'] or ''}"
+            f"  | {s.get('server_timing_p50_ms', '')}",
             flush=True,
         )
     report = {
-        "endpoint": "/v1/recommendations/user/{id}",
+        "endpoint": PATH,
         "base_url": args.base_url,
         "query": query,
         "distinct_users": len(user_ids),

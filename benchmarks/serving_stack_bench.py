@@ -39,12 +39,14 @@ stage, the mean wall time per request and the top functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,30 +92,66 @@ def down(folder: Path) -> None:
     print("stopped PostgreSQL and Redis")
 
 
+SERVERS = ("uvicorn", "gunicorn", "gunicorn-sync", "granian")
+
+
+@contextlib.contextmanager
 def serve(
     tier: str,
     workers: int,
     folder: Path,
     app: str = "apex_site.asgi:application",
     interface: str = "auto",
-) -> tuple[subprocess.Popen, int]:
-    """uvicorn with ``workers`` processes for ``tier`` on a free port; the
-    server's pid goes to ``<dir>/uvicorn-<tier>.pid``, its log beside it."""
-    port = free_port()
-    env = {**os.environ, "APEX_SERVING_TIER": tier, "APEX_TORCH_THREADS": "1"}
+    *,
+    server: str = "uvicorn",
+    proxy: bool = False,
+    root: Path = ROOT,
+    threads: int = 4,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """One server for ``tier`` on a free port, running the code in ``root``:
+    ``uvicorn`` (the ASGI application, ``workers`` processes), or a WSGI
+    server (``gunicorn`` gthread with ``threads`` threads, ``gunicorn-sync``,
+    ``granian``) alone or, with ``proxy``, as the production shape behind
+    nginx (``scripts/stack.py``). Yields (the process whose children are the
+    workers, the port clients use); logs under ``folder``."""
+    env = {**os.environ, "APEX_SERVING_TIER": tier, "APEX_TORCH_THREADS": "1",
+           **(extra_env or {})}  # fmt: skip
     env.setdefault("OMP_NUM_THREADS", "1")
-    log = open(folder / f"uvicorn-{tier}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", app, "--host",
-         "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-         "--interface", interface],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    (folder / f"uvicorn-{tier}.pid").write_text(str(proc.pid))
-    wait_for_port(port, "uvicorn", timeout=60)
-    time.sleep(1)
-    return proc, port
+    if proxy:
+        from scripts.stack import production_shape
+
+        with production_shape(
+            folder / f"stack-{tier}", env, static_root=folder / "var" / "staticfiles",
+            wsgi=server, wsgi_workers=workers, wsgi_threads=threads, root=root,
+        ) as stack:  # fmt: skip
+            yield stack.processes["wsgi"], int(stack.address.rsplit(":", 1)[1])
+        return
+    port = free_port()
+    log = open(folder / f"{server}-{tier}.log", "w")  # noqa: SIM115
+    if server == "uvicorn":
+        command = [PYTHON, "-m", "uvicorn", app, "--host",
+                   "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                   "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+                   "--interface", interface]  # fmt: skip
+    else:
+        from scripts.stack import _wsgi_command
+
+        command = _wsgi_command(server, port, workers, threads, root)
+        env.update(
+            APEX_WSGI_BIND=f"127.0.0.1:{port}", APEX_WSGI_WORKERS=str(workers),
+            APEX_WSGI_THREADS="1" if server == "gunicorn-sync" else str(threads),
+        )  # fmt: skip
+    proc = subprocess.Popen(command, cwd=root, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        (folder / f"{server}-{tier}.pid").write_text(str(proc.pid))
+        wait_for_port(port, server, timeout=60)
+        time.sleep(1)
+        yield proc, port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def _rss_mb(pid: int) -> float:
@@ -133,59 +171,78 @@ def _cpu_s(pid: int) -> float:
 
 
 def _workers(master: int) -> list[int]:
-    """uvicorn's worker processes: the master's children running spawn_main."""
-    out = subprocess.run(
-        ["pgrep", "-P", str(master), "-f", "spawn_main"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return [int(x) for x in out.stdout.split()]
+    """The server's worker processes: the master's children (uvicorn's
+    spawned workers, gunicorn's and granian's forks)."""
+    import psutil
+
+    children = psutil.Process(master).children()
+    return [c.pid for c in children if "python" in c.name() or "granian" in c.name()]
+
+
+def _meter_reset() -> None:
+    """Empty the billing meter's counters (``REDIS_URL``), so the Free users
+    of the benchmark never reach their monthly quota across runs."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    keys = list(client.scan_iter(match="apex:meter:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 def measure(args: argparse.Namespace) -> None:
     """One tier end to end: serve, warm every worker, RSS, the HTTP load
     (``serving_http_bench.py``), RSS again, stop. Results as JSON."""
+    _meter_reset()
+    root = args.root.resolve()
+    with serve(
+        args.tier, args.workers, args.dir, args.app, args.interface,
+        server=args.server, proxy=args.proxy, root=root, threads=args.threads,
+        extra_env={"APEX_SERVER_TIMING": "all"},
+    ) as (proc, port):  # fmt: skip
+        _measure(args, proc, port, root)
+
+
+def _measure(args: argparse.Namespace, proc: subprocess.Popen, port: int,
+             root: Path) -> None:  # fmt: skip
     import json
     import urllib.request
 
-    proc, port = serve(args.tier, args.workers, args.dir, args.app, args.interface)
     base = f"http://127.0.0.1:{port}"
-    try:
-        # warm-up: the bundle loads lazily per worker, and which worker
-        # accepts a connection is the kernel's choice, so warm until every
-        # worker holds a bundle (RSS well above a bare Django process)
-        workers = _workers(proc.pid)
-        for _attempt in range(8):
-            warm = subprocess.run(
-                [PYTHON, str(ROOT / "benchmarks" / "serving_http_bench.py"),
-                 "--base-url", base, "--per-user-keys", "--concurrency", "8",
-                 "--duration", "2", "--warmup", "2", "--users", "100"],
-                cwd=ROOT, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if min(_rss_mb(pid) for pid in workers) > WARM_RSS_MB:
-                break
-        with urllib.request.urlopen(f"{base}/v1/artifacts/health") as response:
-            health = response.status
-        rss_warm = {pid: round(_rss_mb(pid)) for pid in workers}
-        cpu_before = {pid: _cpu_s(pid) for pid in workers}
-        load_before = os.getloadavg()
-        out_json = args.dir / f"http-{args.label}.json"
-        run = subprocess.run(
+    # warm-up: the bundle loads lazily per worker, and which worker
+    # accepts a connection is the kernel's choice, so warm until every
+    # worker holds a bundle (RSS well above a bare Django process)
+    workers = _workers(proc.pid)
+    for _attempt in range(8):
+        warm = subprocess.run(
             [PYTHON, str(ROOT / "benchmarks" / "serving_http_bench.py"),
-             "--base-url", base, "--per-user-keys", "--concurrency",
-             args.concurrency, "--duration", str(args.duration), "--out",
-             str(out_json), "--client", args.client],
+             "--base-url", base, "--per-user-keys", "--concurrency", "8",
+             "--duration", "2", "--warmup", "2", "--users", "100"],
             cwd=ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
-        load_after = os.getloadavg()
-        rss_after = {pid: round(_rss_mb(pid)) for pid in workers}
-        cpu_used = {pid: round(_cpu_s(pid) - cpu_before[pid], 1) for pid in workers}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if min(_rss_mb(pid) for pid in workers) > WARM_RSS_MB:
+            break
+    with urllib.request.urlopen(f"{base}/v1/artifacts/health") as response:
+        health = response.status
+    rss_warm = {pid: round(_rss_mb(pid)) for pid in workers}
+    cpu_before = {pid: _cpu_s(pid) for pid in workers}
+    load_before = os.getloadavg()
+    out_json = args.dir / f"http-{args.label}.json"
+    run = subprocess.run(
+        [PYTHON, str(ROOT / "benchmarks" / "serving_http_bench.py"),
+         "--base-url", base, "--per-user-keys", "--concurrency",
+         args.concurrency, "--duration", str(args.duration), "--out",
+         str(out_json), "--client", args.client, "--path", args.path],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    load_after = os.getloadavg()
+    rss_after = {pid: round(_rss_mb(pid)) for pid in workers}
+    cpu_used = {pid: round(_cpu_s(pid) - cpu_before[pid], 1) for pid in workers}
     report = json.loads(out_json.read_text()) if out_json.exists() else {}
     report.update(
         label=args.label, tier=args.tier, app=args.app, workers=args.workers,
-        interface=args.interface,
+        interface=args.interface, server=args.server, proxy=args.proxy,
+        threads=args.threads, root=str(root),
         health_status=health, warm_rc=warm.returncode,
         rss_mb_after_warmup=rss_warm, rss_mb_after_load=rss_after,
         worker_cpu_s_during_load=cpu_used,
@@ -194,7 +251,9 @@ def measure(args: argparse.Namespace) -> None:
     )  # fmt: skip
     out_json.write_text(json.dumps(report, indent=2))
     print(
-        f"== {args.label} (tier {args.tier}, {args.app}) load {load_before[0]:.2f}"
+        f"== {args.label} (tier {args.tier}, {args.server}"
+        f"{' behind nginx' if args.proxy else ''}, {root.name})"
+        f" load {load_before[0]:.2f}"
         f" -> {load_after[0]:.2f}; RSS MB warm {rss_warm} after {rss_after};"
         f" worker CPU s during load {cpu_used}"
     )
@@ -321,6 +380,19 @@ def main() -> None:
     parser.add_argument("--label", default=None)
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn")
+    parser.add_argument("--proxy", action="store_true", help="behind nginx")
+    parser.add_argument("--threads", type=int, default=4, help="gthread threads")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="the checkout to serve (e.g. a `git worktree` of the previous code)",
+    )
+    parser.add_argument(
+        "--path", default="/v1/recommendations/user/{user}?{query}",
+        help="`/v1/platform/ping`: the framework floor",
+    )  # fmt: skip
     parser.add_argument("--client", choices=("python", "wrk"), default="python")
     args = parser.parse_args()
     if args.action == "up":
@@ -335,8 +407,15 @@ def main() -> None:
         args.label = args.label or f"tier{args.tier}"
         measure(args)
     else:
-        _proc, port = serve(args.tier, args.workers, args.dir, args.app, args.interface)
-        print(port)
+        with serve(
+            args.tier, args.workers, args.dir, args.app, args.interface,
+            server=args.server, proxy=args.proxy, root=args.root.resolve(),
+            threads=args.threads,
+        ) as (_proc, port):  # fmt: skip
+            print(port, flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ def _nginx_main(folder: Path) -> str:
     )
 
 
-def _wsgi_command(server: str, port: int, workers: int, threads: int) -> list[str]:
+def _wsgi_command(
+    server: str, port: int, workers: int, threads: int, root: Path = ROOT
+) -> list[str]:
     python = sys.executable
     if server == "granian":
         return [python, "-m", "granian", "--interface", "wsgi",
@@ -81,7 +83,7 @@ def _wsgi_command(server: str, port: int, workers: int, threads: int) -> list[st
                 "--workers", str(workers), "--blocking-threads", str(threads),
                 "--no-ws", "--log-level", "warning",
                 "apex_site.wsgi:application"]  # fmt: skip
-    config = ROOT / "apex_site" / "gunicorn_conf.py"
+    config = root / "apex_site" / "gunicorn_conf.py"
     return [python, "-m", "gunicorn", "-c", str(config), "apex_site.wsgi:application"]
 
 
@@ -104,9 +106,11 @@ def production_shape(
     wsgi_workers: int = 2,
     wsgi_threads: int = 4,
     timeout: float = 90,
+    root: Path = ROOT,
 ) -> Iterator[Stack]:
     """Start the WSGI server, uvicorn and nginx on free loopback ports with
-    ``env``; stop all three when the block ends. Logs go to ``folder``."""
+    ``env``, running the code in ``root`` (a checkout; this one by default);
+    stop all three when the block ends. Logs go to ``folder``."""
     if wsgi not in WSGI_SERVERS:
         raise ValueError(f"wsgi must be one of {WSGI_SERVERS}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +134,7 @@ def production_shape(
     )
     (folder / "nginx.conf").write_text(_nginx_main(folder))
     commands = {
-        "wsgi": _wsgi_command(wsgi, wsgi_port, wsgi_workers, wsgi_threads),
+        "wsgi": _wsgi_command(wsgi, wsgi_port, wsgi_workers, wsgi_threads, root),
         "asgi": [sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
                  "--host", "127.0.0.1", "--port", str(asgi_port),
                  "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
@@ -141,7 +145,7 @@ def production_shape(
         for name, command in commands.items():
             log = open(folder / f"{name}.log", "w")  # noqa: SIM115
             stack.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=root, env=child_env, stdout=log, stderr=subprocess.STDOUT
             )
         for name, port in (("wsgi", wsgi_port), ("asgi", asgi_port),
                            ("proxy", proxy_port)):  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -10,6 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apex_site import __version__, health
+from apex_site.api.responses import json_response
+from apex_site.errors import ErrorSerializer
+from apex_site.timing import TimedApiView, stage
 from recommendations.serving.runtime import get_runtime
 
 
@@ -87,3 +92,36 @@ class PlatformReadinessApi(APIView):
             body["failing"] = failing
             return Response(body, status=503)
         return Response(body)
+
+
+class PlatformPingApi(TimedApiView):
+    """Who am I, at the framework's cost floor.
+
+    Authentication (JWT, API key or session) and a JSON answer, nothing else:
+    no throttle, no database (the credentials come from the cache). Clients
+    use it to check their credentials; the serving benchmarks use it as the
+    floor beside the recommendation endpoints (issue 17).
+    """
+
+    throttle_classes: list = []
+
+    @extend_schema(
+        summary="Check credentials",
+        tags=["platform"],
+        responses={
+            200: inline_serializer(
+                "Ping",
+                {
+                    "user_id": serializers.IntegerField(),
+                    "staff": serializers.BooleanField(),
+                },
+            ),
+            401: ErrorSerializer,
+        },
+    )
+    def get(self, request):
+        started = time.perf_counter()
+        user = request.user
+        response = json_response({"user_id": user.pk, "staff": user.is_staff})
+        stage(request, "render", 1e3 * (time.perf_counter() - started))
+        return response

@@ -9,11 +9,9 @@ never a 500 (see ``recommendations/serving/policy.py``).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
-from django.http import HttpResponse
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -27,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as accounts_selectors
+from apex_site.api.responses import json_response
 from apex_site.errors import ApplicationError, ErrorCode, ErrorSerializer
 from apex_site.timing import TimedApiView, stage
 from catalog import selectors as catalog_selectors
@@ -231,14 +230,6 @@ def meta_json(meta) -> dict:
         "cached": meta.cached,
         "timings_ms": {k: float(v) for k, v in meta.timings_ms.items()},
     }
-
-
-def json_response(body: dict) -> HttpResponse:
-    """``body`` encoded as DRF's JSON renderer does (compact, UTF-8, no NaN)."""
-    return HttpResponse(
-        json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
-        content_type="application/json",
-    )
 
 
 class MovieRefSerializer(serializers.Serializer):

@@ -135,3 +135,19 @@ def test_the_history_is_cached_and_the_writer_drops_it(
     # a different length is never cached
     with django_assert_num_queries(1):
         learning_selectors.user_history_ids(user_id=member.pk, limit=2)
+
+
+def test_ping_is_the_authenticated_floor(
+    api_client, member, django_assert_max_num_queries
+):
+    from accounts.services import api_key_create
+
+    assert api_client.get("/v1/platform/ping").status_code == 401
+    _key, raw = api_key_create(user=member, name="ping")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert api_client.get("/v1/platform/ping").json() == {
+        "user_id": member.pk,
+        "staff": False,
+    }
+    with django_assert_max_num_queries(0):  # the key row is cached
+        assert api_client.get("/v1/platform/ping").status_code == 200
