@@ -151,3 +151,13 @@ def test_ping_is_the_authenticated_floor(
     }
     with django_assert_max_num_queries(0):  # the key row is cached
         assert api_client.get("/v1/platform/ping").status_code == 200
+
+
+def test_the_placeholder_poster_is_the_reversed_url(catalog):
+    from django.urls import reverse
+
+    from catalog.selectors import poster_url
+
+    for movie in catalog[:3]:
+        movie.poster_path = ""
+        assert poster_url(movie) == reverse("catalog:poster", args=[movie.pk])
