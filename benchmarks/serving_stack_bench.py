@@ -220,7 +220,7 @@ def _measure(args: argparse.Namespace, proc: subprocess.Popen, port: int,
              "--duration", "2", "--warmup", "2", "--users", "100"],
             cwd=ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
-        if min(_rss_mb(pid) for pid in workers) > WARM_RSS_MB:
+        if min(_rss_mb(pid) for pid in workers) > args.warm_rss:
             break
     with urllib.request.urlopen(f"{base}/v1/artifacts/health") as response:
         health = response.status
@@ -381,6 +381,10 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
+    parser.add_argument(
+        "--warm-rss", type=float, default=WARM_RSS_MB,
+        help="MB each worker must pass to count as warm (tier 3 ~150; 0: no wait)",
+    )  # fmt: skip
     parser.add_argument("--proxy", action="store_true", help="behind nginx")
     parser.add_argument("--threads", type=int, default=4, help="gthread threads")
     parser.add_argument(
