@@ -211,6 +211,7 @@ class Stack:
         self.logs: dict[str, Path] = {}
         self.redis_port = free_port()
         self.http_port = free_port()
+        self.web = "uvicorn"
         self.env: dict[str, str] = {}
         self.database_url = ""
         self.redis_url = ""
@@ -312,6 +313,48 @@ class Stack:
              "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
         )  # fmt: skip
 
+    def start_production_shape(self, workers: int) -> None:
+        """The production shape (``scripts/stack.py``, as docker-compose runs
+        it): nginx on ``http_port`` routing HTTP to gunicorn (``workers``
+        gthread workers) and ``/ws/`` to one uvicorn process."""
+        from scripts.stack import (
+            _nginx_main,
+            _wsgi_command,
+            nginx_binary,
+            render_server_block,
+        )
+
+        self.web = "production"
+        wsgi_port, asgi_port = free_port(), free_port()
+        (self.folder / "apex.conf").write_text(
+            render_server_block(
+                listen=f"127.0.0.1:{self.http_port}",
+                wsgi_upstream=f"127.0.0.1:{wsgi_port}",
+                asgi_upstream=f"127.0.0.1:{asgi_port}",
+                static_root=self.folder / "var" / "staticfiles",
+            )
+        )
+        (self.folder / "nginx.conf").write_text(_nginx_main(self.folder))
+        self._spawn(
+            "gunicorn",
+            _wsgi_command("gunicorn", wsgi_port, workers, 4, self.src),
+            {"APEX_WSGI_BIND": f"127.0.0.1:{wsgi_port}",
+             "APEX_WSGI_WORKERS": str(workers), "APEX_WSGI_THREADS": "4"},
+        )  # fmt: skip
+        self._spawn(
+            "uvicorn",
+            [PYTHON, "-m", "uvicorn", "apex_site.asgi:application", "--host",
+             "127.0.0.1", "--port", str(asgi_port), "--lifespan", "off",
+             "--no-access-log", "--log-level", "warning"],
+        )  # fmt: skip
+        self._spawn(
+            "nginx",
+            [nginx_binary(), "-c", str(self.folder / "nginx.conf"), "-p",
+             str(self.folder), "-e", str(self.folder / "nginx-error.log")],
+        )  # fmt: skip
+        wait_for_port(wsgi_port, "gunicorn", timeout=90)
+        wait_for_port(asgi_port, "uvicorn", timeout=90)
+
     def start_worker(self, queue: str, concurrency: int) -> subprocess.Popen:
         node = "learner" if queue == "learning" else queue
         return self._spawn(
@@ -331,6 +374,10 @@ class Stack:
         )  # fmt: skip
 
     def uvicorn_workers(self) -> list[int]:
+        """The HTTP worker processes: uvicorn's, or gunicorn's in the
+        production shape."""
+        if self.web == "production":
+            return list(_children().get(self.procs["gunicorn"].pid, []))
         master = self.procs["uvicorn"].pid
         return [p for p in _children().get(master, []) if "spawn_main" in cmdline(p)]
 
@@ -1839,7 +1886,19 @@ def main() -> None:
     parser.add_argument("--drain-wait", type=float, default=240.0)
     parser.add_argument("--drain-wait-faults", type=float, default=150.0)
     parser.add_argument("--worker-concurrency", type=int, default=2)
-    parser.add_argument("--uvicorn-workers", type=int, default=2)
+    parser.add_argument(
+        "--uvicorn-workers",
+        type=int,
+        default=2,
+        help="HTTP worker processes (uvicorn's or gunicorn's)",
+    )
+    parser.add_argument(
+        "--web",
+        choices=("uvicorn", "production"),
+        default="production",
+        help="production: nginx + gunicorn (HTTP) + uvicorn (/ws/), as compose "
+        "runs it; uvicorn: the single ASGI server (the embedded mode's shape)",
+    )
     parser.add_argument("--profile-requests", type=int, default=300)
     parser.add_argument("--no-beat", action="store_true")
     parser.add_argument(
@@ -1910,7 +1969,11 @@ def main() -> None:
             f"bootstrap {result['bootstrap_s']}s: {result['catalog']}; "
             f"{len(users.keys)} users with API keys, {len(users.cookies)} sessions"
         )
-        stack.start_uvicorn(args.uvicorn_workers)
+        if args.web == "production":
+            stack.manage("collectstatic", "--noinput", "-v", "0")
+            stack.start_production_shape(args.uvicorn_workers)
+        else:
+            stack.start_uvicorn(args.uvicorn_workers)
         stack.start_worker("learning", args.worker_concurrency)
         stack.start_worker("default", args.worker_concurrency)
         if stack.beat:
@@ -1922,7 +1985,7 @@ def main() -> None:
             if not ping(app, node, 90):
                 raise RuntimeError(f"celery worker {node} did not answer")
         log(
-            f"stack up: uvicorn :{stack.http_port} x{args.uvicorn_workers} "
+            f"stack up: {args.web} :{stack.http_port} x{args.uvicorn_workers} "
             f"(workers {stack.uvicorn_workers()}), celery learning + default"
             f"{' + beat' if stack.beat else ''}"
         )

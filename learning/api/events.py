@@ -8,6 +8,7 @@ commit, and the outbox catch-up publishes what a Redis outage kept back.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from drf_spectacular.utils import (
@@ -23,6 +24,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors as accounts_selectors
 from apex_site.errors import ApplicationError, ErrorCode, ErrorSerializer
+from apex_site.timing import TimedApiView, stage
 from learning import selectors, services
 from learning.models import Interaction
 from learning.services import MAX_BATCH, EventInput
@@ -70,6 +72,53 @@ EVENTS_REQUEST = PolymorphicProxySerializer(
 )
 
 
+_KINDS = frozenset(Interaction.Kind.values)
+_FIELDS = frozenset(EventInputSerializer().fields)
+
+
+def _plain_text(value: Any, max_length: int) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= max_length
+        and value.isascii()
+        and value.isprintable()
+        and value == value.strip()
+    )
+
+
+def _canonical(item: Any) -> EventInput | None:
+    """The event, typed, when it is in the canonical JSON form that
+    ``EventInputSerializer`` accepts unchanged (a string kind, an integer
+    movie id, a JSON number or null value, plain ASCII keys, no
+    ``occurred_at``); None otherwise, and the serializer judges it. The same
+    result as the serializer at a tenth of its cost, for the events nearly
+    every client sends (a test holds the two equal; issue 13's ingest)."""
+    if type(item) is not dict or not item.keys() <= _FIELDS:
+        return None
+    kind, movie_id = item.get("kind"), item.get("movie_id")
+    if type(kind) is not str or kind not in _KINDS:
+        return None
+    if type(movie_id) is not int or movie_id < 1:
+        return None
+    value = item.get("value")
+    if value is not None and type(value) not in (int, float):
+        return None
+    if item.get("occurred_at") is not None:
+        return None
+    key, request_id = item.get("idempotency_key"), item.get("request_id")
+    if key is not None and not _plain_text(key, 100):
+        return None
+    if request_id is not None and not _plain_text(request_id, 64):
+        return None
+    return EventInput(
+        kind=kind,
+        movie_id=movie_id,
+        value=None if value is None else float(value),
+        idempotency_key=key,
+        request_id=request_id,
+    )
+
+
 def _parse(data: Any) -> list[EventInput]:
     """One event or ``{"events": [...]}``; every type error of every event at
     once, with the rules' problems of the others (``services.events_validate``;
@@ -96,6 +145,10 @@ def _parse(data: Any) -> list[EventInput]:
     errors: dict[str, Any] = {}
     parsed: dict[int, EventInput] = {}
     for index, item in enumerate(raw):
+        fast = _canonical(item)
+        if fast is not None:
+            parsed[index] = fast
+            continue
         serializer = EventInputSerializer(data=item)
         if serializer.is_valid():
             parsed[index] = EventInput(**serializer.validated_data)
@@ -140,7 +193,7 @@ _EXAMPLE_EVENT = {
 }
 
 
-class EventsApi(APIView):
+class EventsApi(TimedApiView):
     @extend_schema(
         summary="Record events (one, or a batch of up to 500)",
         description="Ratings, clicks, watches and watchlist changes of the "
@@ -205,8 +258,12 @@ class EventsApi(APIView):
         ],
     )
     def post(self, request):
+        started = time.perf_counter()
         events = _parse(request.data)
+        parsed = time.perf_counter()
+        stage(request, "parse", 1e3 * (parsed - started))
         recorded = services.events_record(user_id=request.user.pk, events=events)
+        stage(request, "write", 1e3 * (time.perf_counter() - parsed))
         body = {
             "accepted": len(recorded),
             "created": sum(1 for r in recorded if r.created),

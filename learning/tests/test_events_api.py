@@ -272,3 +272,44 @@ def test_the_events_endpoints_are_in_the_schema(api_client):
     assert {"202", "400", "401"} <= set(post_op["responses"])
     assert "examples" in post_op["requestBody"]["content"]["application/json"]
     assert "/v1/events/features" in schema["paths"]
+
+
+_CANDIDATES = [
+    {"kind": "click", "movie_id": 5},
+    {"kind": "rating", "movie_id": 5, "value": 4},
+    {"kind": "rating", "movie_id": 5, "value": 4.5, "idempotency_key": "k-1"},
+    {"kind": "watch", "movie_id": 9, "value": None, "request_id": "r" * 64},
+    {"kind": "watchlist", "movie_id": 1, "value": 0, "request_id": None},
+    # everything below leaves the fast path: the serializer judges it
+    {"kind": "click", "movie_id": "5"},
+    {"kind": "click", "movie_id": True},
+    {"kind": "click", "movie_id": 0},
+    {"kind": "Click", "movie_id": 5},
+    {"kind": 3, "movie_id": 5},
+    {"kind": "rating", "movie_id": 5, "value": "4"},
+    {"kind": "rating", "movie_id": 5, "value": True},
+    {"kind": "click", "movie_id": 5, "idempotency_key": " k "},
+    {"kind": "click", "movie_id": 5, "idempotency_key": ""},
+    {"kind": "click", "movie_id": 5, "idempotency_key": "k\x00"},
+    {"kind": "click", "movie_id": 5, "idempotency_key": "ключ"},
+    {"kind": "click", "movie_id": 5, "idempotency_key": "k" * 101},
+    {"kind": "click", "movie_id": 5, "request_id": "r" * 65},
+    {"kind": "click", "movie_id": 5, "occurred_at": "2026-12-04T10:00:00Z"},
+    {"kind": "click", "movie_id": 5, "extra": 1},
+    {"movie_id": 5},
+    ["kind", "click"],
+]
+
+
+@pytest.mark.parametrize("item", _CANDIDATES)
+def test_the_fast_parse_is_the_serializers(item):
+    from learning.api.events import EventInputSerializer, _canonical
+    from learning.services import EventInput
+
+    fast = _canonical(item)
+    serializer = EventInputSerializer(data=item)
+    if fast is not None:  # the fast path only takes what the serializer takes
+        assert serializer.is_valid(), serializer.errors
+        assert fast == EventInput(**serializer.validated_data)
+        assert type(fast.value) is type(EventInput(**serializer.validated_data).value)
+    assert (fast is not None) == (_CANDIDATES.index(item) < 5)
