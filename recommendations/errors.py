@@ -17,6 +17,7 @@ class RecommendationsErrorCode(StrEnum):
     NO_ACTIVE_WEIGHTS = "no_active_weights"
     WEIGHTS_REJECTED = "weights_rejected"
     TRAINING_FAILED = "training_failed"
+    ONLINE_FOLD_FAILED = "online_fold_failed"
     # fallback reasons (``meta.fallback_reason``)
     ENGINE_ERROR = "engine_error"
     SERVING_ERROR = "serving_error"

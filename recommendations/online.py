@@ -14,7 +14,13 @@ serving process follows.
   its ONNX graph to ``<APEX_ARTIFACTS_DIR>/.online/<version>/<seq>/`` (beside
   the version, which its manifest keeps checksummed) and announced in the
   shared cache (``ONLINE_KEY``). A restarted learner resumes from the newest
-  snapshot of the current version.
+  snapshot of the current version. Each snapshot also holds ``online.json``:
+  its sequence number and how many events the learner had applied since the
+  version was made (what a fold records).
+- **Folding** (``recommendations/online_fold.py``): a periodic job writes the
+  newest snapshot into a new artifact version and activates it, so a restart
+  keeps what was learned; ``rekey`` then carries the running learner over to
+  the new version without reloading it.
 - **Serving**: each serving process polls the key with the reload counter
   (``ServingRuntime._maybe_follow``, every ``APEX_RELOAD_POLL_SECONDS``) and
   swaps its KAN member for the snapshot — ``Recommender.load`` on tier 1,
@@ -25,11 +31,13 @@ serving process follows.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +52,7 @@ ONLINE_KEY = "serving:online"
 MEMBER = "kan"
 GUARD_USERS = 200
 _DONE = "COMPLETE"  # written last: a snapshot folder without it is ignored
+SNAPSHOT_INFO = "online.json"  # seq, events learned since the version was made
 
 
 def online_root(version: str) -> Path:
@@ -63,6 +72,15 @@ def latest_snapshot(version: str) -> tuple[int, Path] | None:
     return max(found) if found else None
 
 
+def snapshot_info(folder: Path) -> dict[str, Any]:
+    """A snapshot's ``online.json`` (``{}`` for one written before it existed)."""
+    try:
+        value = json.loads((folder / SNAPSHOT_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def announced() -> dict[str, Any] | None:
     try:
         value = cache.get(ONLINE_KEY)
@@ -77,6 +95,7 @@ class _State:
     version: str
     learner: Any  # engine.online.OnlineLearner
     seq: int
+    events: int = 0  # events applied since ``version`` was made
 
 
 _state: _State | None = None
@@ -145,11 +164,12 @@ def _load_state(version: str) -> _State | None:
         guard_every=settings.APEX_ONLINE_GUARD_EVERY,
         guard_margin=settings.APEX_ONLINE_GUARD_MARGIN,
     )
+    events = int(snapshot_info(folder).get("events", 0)) if latest else 0
     logger.info(
         "online learner ready",
         extra={"artifact_version": version, "snapshot": latest[0] if latest else 0},
     )
-    return _State(version, learner, latest[0] if latest else 0)
+    return _State(version, learner, latest[0] if latest else 0, events)
 
 
 def _learner() -> _State | None:
@@ -193,6 +213,7 @@ def online_learn(*, event_ids: list[int]) -> dict[str, Any]:
         if not events:
             return {"events": 0}
         report = state.learner.observe(events)
+        state.events += report.events
         published = None
         if report.published:
             published = _publish(state)
@@ -215,6 +236,13 @@ def _publish(state: _State) -> int:
     staging = root / f".{state.seq}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     save_for_serving(state.learner.model, staging, int8=False)
+    info = {
+        "version": state.version,
+        "seq": state.seq,
+        "events": state.events,
+        "published_at": datetime.now(UTC).isoformat(),
+    }
+    (staging / SNAPSHOT_INFO).write_text(json.dumps(info), encoding="utf-8")
     (staging / _DONE).write_text(str(state.seq))
     final = root / str(state.seq)
     staging.rename(final)
@@ -234,6 +262,26 @@ def _publish(state: _State) -> int:
         },
     )
     return state.seq
+
+
+def rekey(base: str, version: str, *, folded_events: int) -> bool:
+    """After a fold of ``base`` into ``version``: the running learner (if this
+    process holds one of ``base``) goes on as the learner of ``version``, with
+    its in-memory state — updates not yet published included — and numbers
+    its snapshots of ``version`` from 1; of its event count, what the folded
+    snapshot held moves into the new version. Call with ``fold_lock`` held."""
+    global _state
+    if _state is None or _state.version != base:
+        return False
+    carried = max(_state.events - folded_events, 0)
+    _state = _State(version, _state.learner, 0, carried)
+    return True
+
+
+def fold_lock() -> threading.Lock:
+    """The lock ``online_learn`` holds: a fold in the learner's process waits
+    for a batch in progress and no batch starts during the fold."""
+    return _lock
 
 
 def reset_online_learner() -> None:

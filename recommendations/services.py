@@ -372,6 +372,9 @@ def model_train(
         raise
     if activate:
         store.set_current(manifest.version)
+        # the weights' activation above was announced before this version
+        # existed: announce again, or running processes keep the old version
+        broadcast.announce()
     sizes = {
         str(tier): (len(files), sum(manifest.files[f].size for f in files))
         for tier, files in manifest.tiers.items()

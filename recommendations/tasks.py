@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from recommendations import online, receivers, services
+from recommendations import online, online_fold, receivers, services
 
 
 @shared_task(name="recommendations.feed_refresh", queue="default", ignore_result=True)
@@ -39,3 +39,12 @@ def online_learn(event_ids: list[int]) -> dict:
     """The online KAN learns from applied events (one worker process consumes
     ``online``, so there is one learner; ``recommendations/online.py``)."""
     return online.online_learn(event_ids=event_ids)
+
+
+@shared_task(name="recommendations.online_fold", queue="online")
+def fold_online_state() -> dict:
+    """Fold the online KAN's newest snapshot into a new artifact version and
+    activate it (``APEX_ONLINE_FOLD_MINUTES`` beat entry). On ``online``, so it
+    runs in the one learner process, between its batches, and the learner
+    goes on from the new version (``recommendations/online_fold.py``)."""
+    return online_fold.online_fold().as_dict()

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apex_site import __version__, health
-from apex_site.api.responses import json_response
 from apex_site.errors import ErrorSerializer
+from apex_site.responses import json_response
 from apex_site.timing import TimedApiView, stage
 from recommendations.serving.runtime import get_runtime
 

@@ -25,8 +25,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as accounts_selectors
-from apex_site.api.responses import json_response
 from apex_site.errors import ApplicationError, ErrorCode, ErrorSerializer
+from apex_site.responses import json_response
 from apex_site.timing import TimedApiView, stage
 from catalog import selectors as catalog_selectors
 from recommendations import selectors

@@ -62,8 +62,19 @@ def run(*args: str) -> str:
 
 
 def test_train_on_a_csv_publishes_a_version_the_runtime_serves(
-    csv_path: Path, artifacts: Path
+    csv_path: Path, artifacts: Path, monkeypatch
 ) -> None:
+    from recommendations.serving import broadcast
+
+    events: list[str] = []  # running processes must hear of the new version
+    real_set_current, real_announce = ArtifactStore.set_current, broadcast.announce
+    monkeypatch.setattr(
+        ArtifactStore, "set_current",
+        lambda self, v: (events.append("set_current"), real_set_current(self, v))[1],
+    )  # fmt: skip
+    monkeypatch.setattr(
+        broadcast, "announce", lambda: (events.append("announce"), real_announce())[1]
+    )
     drama = GenreFactory(name="Drama")
     movies = {i: MovieFactory(movielens_id=i, genres=[drama]) for i in range(1, 11)}
     director = PersonFactory(name="Ada Director")
@@ -72,6 +83,7 @@ def test_train_on_a_csv_publishes_a_version_the_runtime_serves(
 
     out = run("--dataset", str(csv_path), *FAST)
 
+    assert events[-2:] == ["set_current", "announce"]
     store = ArtifactStore(artifacts)
     version = store.require_current()
     assert f"artifact version {version}" in out and "tier onnx" in out

@@ -8,7 +8,7 @@ from celery.schedules import crontab
 
 from ..environment import env_bool, env_int
 from .engine import APEX_RETRAIN_HOURS
-from .events import APEX_EVENTS_DRAIN_SECONDS
+from .events import APEX_EVENTS_DRAIN_SECONDS, APEX_ONLINE_FOLD_MINUTES
 from .redis import REDIS_URL
 
 __all__ = [
@@ -68,6 +68,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "learning", "expires": 60},
     },
 }
+if APEX_ONLINE_FOLD_MINUTES:
+    CELERY_BEAT_SCHEDULE["recommendations-online-fold"] = {
+        "task": "recommendations.online_fold",
+        "schedule": timedelta(minutes=APEX_ONLINE_FOLD_MINUTES),
+        "options": {"queue": "online", "expires": 60 * APEX_ONLINE_FOLD_MINUTES},
+    }
 if APEX_RETRAIN_HOURS:
     CELERY_BEAT_SCHEDULE["recommendations-retrain"] = {
         "task": "recommendations.model_train",

@@ -8,6 +8,7 @@ __all__ = [
     "APEX_EVENTS_CLAIM_IDLE_MS",
     "APEX_EVENTS_DRAIN_SECONDS",
     "APEX_EVENTS_MAX_AGE_DAYS",
+    "APEX_ONLINE_FOLD_MINUTES",
     "APEX_ONLINE_GUARD_EVERY",
     "APEX_ONLINE_LEARNING",
     "APEX_ONLINE_GUARD_MARGIN",
@@ -31,3 +32,7 @@ APEX_ONLINE_GUARD_MARGIN = env_float(
 # Hand applied events to the online KAN learner (queue `online`); off: the
 # KAN changes only with a retrain.
 APEX_ONLINE_LEARNING = env_bool("APEX_ONLINE_LEARNING", True)
+# Fold the online KAN's newest snapshot into a new artifact version (so a
+# restart keeps what was learned; recommendations/online_fold.py) every this
+# many minutes, on the learner's queue `online`; 0 = off.
+APEX_ONLINE_FOLD_MINUTES = env_int("APEX_ONLINE_FOLD_MINUTES", 60, minimum=0)
