@@ -27,7 +27,6 @@ RUN DJANGO_SETTINGS_MODULE=apex_site.settings.base python manage.py collectstati
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/v1/platform/readiness || exit 1
-# HTTP under gunicorn (WSGI); docker-compose runs the websockets (uvicorn) and
+# HTTP under granian (WSGI); docker-compose runs the websockets (uvicorn) and
 # the nginx proxy beside it
-ENV APEX_WSGI_BIND=0.0.0.0:8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn -c apex_site/gunicorn_conf.py apex_site.wsgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec granian --interface wsgi --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --blocking-threads 4 --respawn-failed-workers --no-ws apex_site.wsgi:application"]

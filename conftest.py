@@ -142,7 +142,7 @@ def real_celery(celery_worker_process, settings):
 @pytest.fixture
 def production_server(tmp_path, real_celery):
     """The production shape (``scripts/stack.py``): nginx in front, HTTP on
-    gunicorn's WSGI workers, websockets on uvicorn, ``/static/`` from the
+    granian's WSGI workers, websockets on uvicorn, ``/static/`` from the
     collected files; on the test database and Redis, tasks going to the
     worker (no in-process fallback), no artifacts (the feed is served by the
     database fallback, which a worker computes as well as an engine). Yields

@@ -1,17 +1,17 @@
-"""gunicorn's settings for the WSGI half of the production shape.
+"""gunicorn's settings, for serving the WSGI application with gunicorn.
 
+The production shape serves HTTP with granian (``docker-compose.yml``,
+``scripts/stack.py``): measured beside gunicorn on this project's endpoints
+it was as fast where the engine dominates and ~30 % faster on the framework
+floor (``docs/BENCHMARKS.md``, issue 17). This file keeps gunicorn one flag
+away (``scripts/stack.py --wsgi gunicorn``, the benchmarks' comparison):
 ``gunicorn -c apex_site/gunicorn_conf.py apex_site.wsgi:application``. Every
-value comes from the environment (strict readers), so the same file serves
-docker-compose, the integration tests and the benchmarks:
+value comes from the environment (strict readers):
 
 - ``APEX_WSGI_BIND`` (``127.0.0.1:8000``), ``APEX_WSGI_WORKERS`` (2: one per
   core on the reference machine);
-- ``APEX_WSGI_THREADS`` (4): gthread workers with that many threads each.
-  Why gthread and not sync: a sync worker holds its process for the whole
-  keep-alive connection and blocks on each slow client; gthread keeps
-  connections in a selector and runs requests on a small pool, so a burst of
-  concurrent clients queues instead of being refused, at ~equal throughput
-  (measured beside sync and granian: ``docs/BENCHMARKS.md``, issue 17);
+- ``APEX_WSGI_THREADS`` (4): gthread workers with that many threads each
+  (1: sync workers, which close every connection after one request);
 - ``APEX_WSGI_TIMEOUT`` (30 s), ``APEX_WSGI_MAX_REQUESTS`` (0: never recycle).
 
 With ``PROMETHEUS_MULTIPROC_DIR`` set, a worker that exits is marked dead in

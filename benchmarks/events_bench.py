@@ -315,8 +315,8 @@ class Stack:
 
     def start_production_shape(self, workers: int) -> None:
         """The production shape (``scripts/stack.py``, as docker-compose runs
-        it): nginx on ``http_port`` routing HTTP to gunicorn (``workers``
-        gthread workers) and ``/ws/`` to one uvicorn process."""
+        it): nginx on ``http_port`` routing HTTP to granian (``workers`` WSGI
+        workers, 4 threads each) and ``/ws/`` to one uvicorn process."""
         from scripts.stack import (
             _nginx_main,
             _wsgi_command,
@@ -335,12 +335,7 @@ class Stack:
             )
         )
         (self.folder / "nginx.conf").write_text(_nginx_main(self.folder))
-        self._spawn(
-            "gunicorn",
-            _wsgi_command("gunicorn", wsgi_port, workers, 4, self.src),
-            {"APEX_WSGI_BIND": f"127.0.0.1:{wsgi_port}",
-             "APEX_WSGI_WORKERS": str(workers), "APEX_WSGI_THREADS": "4"},
-        )  # fmt: skip
+        self._spawn("wsgi", _wsgi_command("granian", wsgi_port, workers, 4, self.src))
         self._spawn(
             "uvicorn",
             [PYTHON, "-m", "uvicorn", "apex_site.asgi:application", "--host",
@@ -352,7 +347,7 @@ class Stack:
             [nginx_binary(), "-c", str(self.folder / "nginx.conf"), "-p",
              str(self.folder), "-e", str(self.folder / "nginx-error.log")],
         )  # fmt: skip
-        wait_for_port(wsgi_port, "gunicorn", timeout=90)
+        wait_for_port(wsgi_port, "granian", timeout=90)
         wait_for_port(asgi_port, "uvicorn", timeout=90)
 
     def start_worker(self, queue: str, concurrency: int) -> subprocess.Popen:
@@ -374,10 +369,10 @@ class Stack:
         )  # fmt: skip
 
     def uvicorn_workers(self) -> list[int]:
-        """The HTTP worker processes: uvicorn's, or gunicorn's in the
+        """The HTTP worker processes: uvicorn's, or granian's in the
         production shape."""
         if self.web == "production":
-            return list(_children().get(self.procs["gunicorn"].pid, []))
+            return list(_children().get(self.procs["wsgi"].pid, []))
         master = self.procs["uvicorn"].pid
         return [p for p in _children().get(master, []) if "spawn_main" in cmdline(p)]
 
@@ -1896,7 +1891,7 @@ def main() -> None:
         "--web",
         choices=("uvicorn", "production"),
         default="production",
-        help="production: nginx + gunicorn (HTTP) + uvicorn (/ws/), as compose "
+        help="production: nginx + granian (HTTP) + uvicorn (/ws/), as compose "
         "runs it; uvicorn: the single ASGI server (the embedded mode's shape)",
     )
     parser.add_argument("--profile-requests", type=int, default=300)

@@ -1,7 +1,8 @@
 """The production shape on loopback: WSGI workers, the ASGI server, nginx.
 
-HTTP goes to a WSGI server (gunicorn with ``apex_site/gunicorn_conf.py``; or
-granian in WSGI mode, for the comparison), websockets to uvicorn (the ASGI
+HTTP goes to a WSGI server (granian in WSGI mode, the production choice; or
+gunicorn with ``apex_site/gunicorn_conf.py``, for the comparison: see
+``docs/BENCHMARKS.md``, issue 17), websockets to uvicorn (the ASGI
 application, ``/ws/`` only), and nginx in front routes the two and serves
 ``/static/`` from the collected files, with the same server block that
 docker-compose uses (``deploy/nginx/apex.conf.template``). The integration
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from scripts.servers import free_port, process_stop, wait_for_port  # noqa: E402
 
 TEMPLATE = ROOT / "deploy" / "nginx" / "apex.conf.template"
-WSGI_SERVERS = ("gunicorn", "gunicorn-sync", "granian")
+WSGI_SERVERS = ("granian", "gunicorn", "gunicorn-sync")
 
 
 def nginx_binary() -> str:
@@ -81,7 +82,7 @@ def _wsgi_command(
         return [python, "-m", "granian", "--interface", "wsgi",
                 "--host", "127.0.0.1", "--port", str(port),
                 "--workers", str(workers), "--blocking-threads", str(threads),
-                "--no-ws", "--log-level", "warning",
+                "--respawn-failed-workers", "--no-ws", "--log-level", "warning",
                 "apex_site.wsgi:application"]  # fmt: skip
     config = root / "apex_site" / "gunicorn_conf.py"
     return [python, "-m", "gunicorn", "-c", str(config), "apex_site.wsgi:application"]
@@ -102,7 +103,7 @@ def production_shape(
     env: Mapping[str, str],
     *,
     static_root: Path,
-    wsgi: str = "gunicorn",
+    wsgi: str = "granian",
     wsgi_workers: int = 2,
     wsgi_threads: int = 4,
     timeout: float = 90,
@@ -161,7 +162,7 @@ def production_shape(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/apex-stack"))
-    parser.add_argument("--wsgi", choices=WSGI_SERVERS, default="gunicorn")
+    parser.add_argument("--wsgi", choices=WSGI_SERVERS, default="granian")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--static-root", type=Path, required=True)
