@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("recommendations.api.urls")),
     path("", include("learning.api.urls")),
     path("", include("billing.api.urls")),
+    path("", include("analytics.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]
 
@@ -23,6 +24,8 @@ urlpatterns = [
     path("", include("catalog.urls")),
     path("", include("recommendations.urls")),
     path("", include("billing.urls")),
+    path("experiments/", include("experiments.urls")),
+    path("", include("analytics.urls")),  # /metrics, /staff/analytics/
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("admin/", admin.site.urls),
     path("v1/", include(api_v1)),

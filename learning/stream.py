@@ -119,7 +119,8 @@ class RedisEventStream:
         try:
             return call()
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            # NOGROUP: the group is gone; "no such key" (XINFO): the stream is
+            if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
                 raise
             self._group_ready = False
             self._ensure_group()

@@ -410,3 +410,97 @@ def movie_page_rows(movie_id: int, *, n: int = ROW_SIZE) -> list[FeedRow]:
             items = [FeedItem(m, None, title) for m in movies]
             rows.append(FeedRow(key, title, FeedResult(items, graph.meta)))
     return rows
+
+
+# ------------------------------------------------- for analytics (audits, dashboards)
+def active_artifact() -> dict[str, Any] | None:
+    """The current artifact version: ``{"version", "path", "manifest"}`` (the
+    manifest as a dict), or None when there is none."""
+    from django.conf import settings
+
+    from recommendations.serving.artifacts import ArtifactStore
+
+    store = ArtifactStore(settings.APEX_ARTIFACTS_DIR)
+    try:
+        version = store.current_version()
+    except ApplicationError:
+        return None
+    if version is None:
+        return None
+    return {
+        "version": version,
+        "path": store.path(version),
+        "manifest": store.manifest(version).model_dump(mode="json"),
+    }
+
+
+def artifact_ensemble(*, path: Any) -> Any:
+    """The PyTorch ensemble of an artifact version folder (what tier 1 serves),
+    for offline evaluation."""
+    from recommendations.engine.models.ensemble import Ensemble
+    from recommendations.engine.serving import bundle
+
+    return Ensemble.load(path / bundle.ENSEMBLE_DIR)
+
+
+def artifact_item_ids(*, path: Any) -> Any:
+    """The item ids (catalog ``Movie`` pks) of a version, in the model's order."""
+    from recommendations.engine.serving import bundle
+
+    return bundle.load_vocab(path / bundle.ITEMS_DIR / bundle.VOCAB_FILE)
+
+
+def evaluation_interactions(*, dataset: str | None = None) -> Any:
+    """What ``model_train`` trains on (``training_data.training_interactions``),
+    for re-creating its held-out split."""
+    from recommendations.training_data import training_interactions
+
+    return training_interactions(dataset=dataset)
+
+
+def artifact_versions(*, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest artifact versions with their metrics and checksum health."""
+    from django.conf import settings
+
+    from recommendations.serving.artifacts import ArtifactStore
+
+    store = ArtifactStore(settings.APEX_ARTIFACTS_DIR)
+    try:
+        versions = store.versions()
+        current = store.current_version()
+    except ApplicationError:
+        return []
+    out = []
+    for version in versions[-limit:][::-1]:
+        try:
+            manifest = store.manifest(version)
+            report = store.verify(version)
+            out.append(
+                {
+                    "version": version,
+                    "created": manifest.created,
+                    "current": version == current,
+                    "healthy": report.ok,
+                    "metrics": manifest.metrics,
+                }
+            )
+        except ApplicationError as exc:
+            out.append(
+                {"version": version, "created": None, "current": version == current,
+                 "healthy": False, "metrics": {}, "error": exc.message}
+            )  # fmt: skip
+    return out
+
+
+def ensemble_weights_history(*, limit: int = 20) -> list[Any]:
+    """The newest ensemble weight versions (newest first)."""
+    from recommendations.models import EnsembleWeights
+
+    return list(EnsembleWeights.objects.order_by("-version")[:limit])
+
+
+def serving_status() -> dict[str, Any]:
+    """This process' serving state (tier, loaded version); loads nothing."""
+    from recommendations.serving.runtime import get_runtime
+
+    return get_runtime().status()

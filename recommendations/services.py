@@ -255,6 +255,55 @@ def ensemble_weights_active() -> EnsembleWeights | None:
     return EnsembleWeights.objects.filter(status=EnsembleWeights.Status.ACTIVE).first()
 
 
+MIN_REWARDED_SLATES = 20
+
+
+def ensemble_weights_fit_from_impressions(
+    *, min_slates: int | None = None, samples: int = 200, seed: int = 1
+) -> tuple[dict[str, Any] | None, int]:
+    """A weight fit chosen by DR on the system's own impression log.
+
+    Reads the logged slates that carry their candidates' member scores (and
+    the clicks joined to them, ``experiments.selectors.ope_records``) and
+    searches blend weights by the slate DR estimate
+    (``engine.bandits.blend.search_weights``). Returns ``(fit, slates)``;
+    ``fit`` is ``None`` when the log is too thin (fewer than ``min_slates``,
+    default ``APEX_IMPRESSIONS_MIN_SLATES``, or fewer than
+    ``MIN_REWARDED_SLATES`` with a click): the caller falls back to the
+    popularity proxy.
+    """
+    from experiments import selectors as experiment_selectors
+    from recommendations.engine.bandits.blend import SlateBatch, search_weights
+
+    records = experiment_selectors.ope_records()
+    need = min_slates or settings.APEX_IMPRESSIONS_MIN_SLATES
+    rewarded = sum(1 for r in records if any(r["rewards"]))
+    if len(records) < need or rewarded < MIN_REWARDED_SLATES:
+        return None, len(records)
+    members = tuple(sorted({m for r in records for m in r["candidates"]}))
+    choice = search_weights(
+        SlateBatch.from_records(records, members), samples=samples, seed=seed
+    )
+    dr_value = choice.estimates["dr"]["value"]
+    fit = {
+        "weights": choice.weights,
+        "normalisation": "zscore",
+        "objective": "dr",
+        "estimated_value": dr_value,
+        "estimates": choice.estimates,
+        "fitted_on": {
+            "source": "impressions",
+            "slates": choice.slates,
+            "rewarded_slates": rewarded,
+            "searched": choice.searched,
+            "estimator": "item-position DR over logged slates (engine.bandits)",
+            "seed": seed,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    }
+    return fit, len(records)
+
+
 # ------------------------------------------------------------------ training
 @dataclass(frozen=True)
 class TrainResult:

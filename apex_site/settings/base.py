@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from .environment import env_bool, env_int, env_list, env_str
+from .integrations.analytics import *  # noqa: F403
 from .integrations.billing import *  # noqa: F403
 from .integrations.cache import *  # noqa: F403
 from .integrations.celery import *  # noqa: F403
@@ -24,6 +25,7 @@ from .integrations.database import *  # noqa: F403
 from .integrations.database import DATABASES
 from .integrations.engine import *  # noqa: F403
 from .integrations.events import *  # noqa: F403
+from .integrations.experiments import *  # noqa: F403
 from .integrations.logging import *  # noqa: F403
 from .integrations.redis import *  # noqa: F403
 from .integrations.redis import REDIS_URL
@@ -89,11 +91,14 @@ LOCAL_APPS = [
     "catalog",
     "learning",
     "billing",
+    "analytics",
+    "experiments",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "apex_site.timing.ServerTimingMiddleware",  # first: its `total` is the whole chain
+    "analytics.slo.SloMiddleware",  # per-route latency histograms + SLO windows
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -29,6 +30,8 @@ from apex_site.errors import ApplicationError, ErrorCode, ErrorSerializer
 from apex_site.responses import json_response
 from apex_site.timing import TimedApiView, stage
 from catalog import selectors as catalog_selectors
+from experiments import selectors as experiment_selectors
+from experiments import services as experiment_services
 from recommendations import selectors
 
 
@@ -174,6 +177,10 @@ class EnrichedItemSerializer(RecommendedItemSerializer):
 
 class UserRecommendationsSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
+    request_id = serializers.CharField(
+        help_text="Id of this served list: send it as `request_id` with the "
+        "events (clicks, ratings) it leads to"
+    )
     items = RecommendedItemSerializer(many=True)
     meta = FeedMetaSerializer()
 
@@ -369,7 +376,21 @@ class UserRecommendationsApi(TimedApiView):
             raise ApplicationError(
                 "No such user.", code=ErrorCode.NOT_FOUND, status_code=404
             )
+        started = time.perf_counter()
+        assignment = experiment_selectors.assignment_for(user_id=user_id)
+        if assignment is not None and params["diversity"] is None:
+            params["diversity"] = assignment.diversity
+        experiment_ms = 1e3 * (time.perf_counter() - started)
         result = selectors.feed_for(user_id=user_id, **params)
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        experiment_services.slate_record(  # one Redis RPUSH; never raises
+            request_id=request_id, user_id=user_id, surface="api:recommendations",
+            items=[{"movie_id": i.movie.pk, "score": i.score} for i in result.items],
+            policy=assignment.policy() if assignment is not None else None,
+        )  # fmt: skip
+        experiment_ms += 1e3 * (time.perf_counter() - started)
+        stage(request, "impression", experiment_ms)
         started = time.perf_counter()
         timings = result.meta.timings_ms
         stage(request, "history", timings.get("history", 0.0))
@@ -378,6 +399,7 @@ class UserRecommendationsApi(TimedApiView):
         response = json_response(
             {
                 "user_id": user_id,
+                "request_id": request_id,
                 "items": items_json(result.items, request, explain=params["explain"]),
                 "meta": meta_json(result.meta),
             }

@@ -65,11 +65,17 @@ def test_the_plain_json_is_the_serializers_json(serving, catalog, explain, histo
     result = selectors.feed_for(user_id=user.pk, n=8, explain=explain)
     request = APIRequestFactory().get("/", SERVER_NAME="testserver")
     expected = UserRecommendationsSerializer(
-        {"user_id": user.pk, "items": result.items, "meta": result.meta},
+        {
+            "user_id": user.pk,
+            "request_id": "r1",
+            "items": result.items,
+            "meta": result.meta,
+        },
         context={"request": request, "explain": explain},
     ).data
     plain = {
         "user_id": user.pk,
+        "request_id": "r1",
         "items": items_json(result.items, request, explain=explain),
         "meta": meta_json(result.meta),
     }
@@ -86,7 +92,8 @@ def test_staff_see_the_timing_breakdown_and_others_do_not(api_client, serving, m
     response = api_client.get(url)
     assert response.status_code == 200
     stages = _stages(response)
-    assert {"auth", "throttle", "history", "engine", "render", "total"} <= set(stages)
+    assert {"auth", "throttle", "history", "engine", "impression", "render",
+            "total"} <= set(stages)  # fmt: skip
     assert all(ms >= 0 for ms in stages.values())
     assert stages["total"] >= stages["engine"] + stages["render"]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommendations.engine.bandits.exploration import ExplorationConfig
 from recommendations.engine.data.interactions import History
 from recommendations.engine.pipeline.ranking import Ranker
 from recommendations.engine.pipeline.reranking import Boost, Reranker
@@ -34,6 +35,10 @@ class RecommendationRequest:
     """Extra items never to recommend (e.g. the movie a "similar" page shows)."""
     user_vector: np.ndarray | None = None
     """Precomputed user vector for the ANN source (else the source computes it)."""
+    exploration: ExplorationConfig | None = None
+    """Exploration in the reranker (``None``: the greedy list, propensities 1)."""
+    seed: int | None = None
+    """Seed of the exploration draw (``None``: fresh entropy)."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -58,6 +63,9 @@ class PipelineResult:
     errors: tuple[str, ...]
     n_candidates: int
     timings_ms: Mapping[str, float]  # retrieval, ranking, reranking, total
+    propensities: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(n,) P(item at its position) under the serving policy (1: greedy)."""
+    policy: str = "greedy"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -85,8 +93,10 @@ class RecommendationPipeline:
         ranked = self.ranker.rank(request.history, candidates)
         t2 = time.perf_counter()
         reranked = self.reranker.rerank(
-            request.history, ranked, request.n, diversity=request.diversity
-        )
+            request.history, ranked, request.n, diversity=request.diversity,
+            exploration=request.exploration,
+            rng=np.random.default_rng(request.seed) if request.exploration else None,
+        )  # fmt: skip
         t3 = time.perf_counter()
         rows = reranked.items
         errors = tuple(f"{k}: {v}" for k, v in candidates.failed.items())
@@ -112,4 +122,6 @@ class RecommendationPipeline:
                 "reranking": 1e3 * (t3 - t2),
                 "total": 1e3 * (t3 - t0),
             },
+            propensities=np.array([r.propensity for r in rows], dtype=np.float64),
+            policy=reranked.policy,
         )

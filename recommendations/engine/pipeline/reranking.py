@@ -29,6 +29,11 @@ cosine by default, TF-IDF cosine when the pipeline has a content model).
 "Shares cast with X", "Because you watched X" (X a real history item: the
 anchor) or "Popular right now" when the item came only from the popularity
 fallback or the user has no history.
+
+**Exploration** (off by default): ``rerank(..., exploration=...)`` perturbs
+the chosen list by epsilon-greedy or Thompson sampling and reports each shown
+item's propensity (``recommendations.engine.bandits.exploration``); without
+it every propensity is 1 (the greedy list is deterministic).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from recommendations.engine.bandits.exploration import ExplorationConfig, explore
 from recommendations.engine.data.interactions import History
 from recommendations.engine.pipeline.items import ItemMetadata
 from recommendations.engine.pipeline.ranking import RankedCandidates
@@ -80,12 +86,14 @@ class RerankedItem:
     anchor: int | None  # the history item the reason names
     reason: str
     sources: frozenset[str]
+    propensity: float = 1.0  # P(this item at this position) under the policy
 
 
 @dataclass(frozen=True)
 class Reranked:
     items: tuple[RerankedItem, ...]
     diversity: float
+    policy: str = "greedy"  # "greedy" | "epsilon_greedy" | "thompson"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -207,6 +215,8 @@ class Reranker:
         n: int,
         *,
         diversity: float | None = None,
+        exploration: ExplorationConfig | None = None,
+        rng: np.random.Generator | None = None,
     ) -> Reranked:
         diversity = self.config.diversity if diversity is None else float(diversity)
         if not 0.0 <= diversity <= 1.0:
@@ -220,9 +230,18 @@ class Reranker:
             picked = mmr(score, sim, n, 1.0 - diversity)
         else:
             picked = np.argsort(-score, kind="stable")[:n]
+        propensities = np.ones(len(picked))
+        policy = "greedy"
+        if exploration is not None and exploration.enabled and len(picked):
+            slate = explore(exploration, score, picked, rng or np.random.default_rng())
+            picked, propensities, policy = (
+                slate.picked,
+                slate.propensities,
+                slate.policy,
+            )
 
         out = []
-        for p in picked.tolist():
+        for p, propensity in zip(picked.tolist(), propensities.tolist(), strict=True):
             applied = tuple(
                 Boost(name, float(v[p])) for name, v in boosts.items() if v[p] != 0.0
             )
@@ -238,9 +257,10 @@ class Reranker:
                     anchor=a if a >= 0 else None,
                     reason=reason,
                     sources=sources,
+                    propensity=propensity,
                 )  # fmt: skip
             )
-        return Reranked(tuple(out), diversity)
+        return Reranked(tuple(out), diversity, policy)
 
     def _reason(
         self,

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from recommendations.engine.bandits.exploration import ExplorationConfig
 from recommendations.engine.data.interactions import History
 from recommendations.engine.errors import EngineError, EngineErrorCode, UnknownItemError
 from recommendations.engine.pipeline.ann import AnnIndex
@@ -114,6 +115,9 @@ class ServedList:
     reasons: tuple[str, ...]
     flags: Mapping[str, Any]
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    propensities: tuple[float, ...] = ()
+    """Per item, P(item at its position) under the serving policy (empty or
+    all 1 without exploration)."""
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -442,6 +446,7 @@ class ServingEngine:
         explain: bool,
         skipped: int,
         started: float,
+        exploration: ExplorationConfig | None = None,
     ) -> ServedList:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
@@ -453,6 +458,7 @@ class ServingEngine:
                 RecommendationRequest(
                     history, n=n, diversity=diversity,
                     exclude_seen=exclude_seen, exclude=exclude,
+                    exploration=exploration,
                 )
             )  # fmt: skip
         except Exception as exc:  # never an exception to the caller
@@ -473,6 +479,7 @@ class ServingEngine:
             scorer = "blend"
         timings = dict(result.timings_ms)
         timings["engine"] = 1e3 * (time.perf_counter() - started)
+        flags_policy = {"policy": result.policy} if result.policy != "greedy" else {}
         return ServedList(
             item_ids=self._external(result.items),
             scores=tuple(float(s) for s in result.scores),
@@ -483,8 +490,10 @@ class ServingEngine:
                 "scorer": scorer,
                 "tier": self.tier,
                 "skipped_ids": skipped,
+                **flags_policy,
             },
             timings_ms=timings,
+            propensities=tuple(float(p) for p in result.propensities),
         )
 
     def _popular(
@@ -524,14 +533,17 @@ class ServingEngine:
         exclude_seen: bool = True,
         exclude_ids: Iterable[Any] = (),
         explain: bool = True,
+        exploration: ExplorationConfig | None = None,
     ) -> ServedList:
-        """Top ``n`` for a user whose history (oldest first) is ``history_ids``."""
+        """Top ``n`` for a user whose history (oldest first) is ``history_ids``
+        (``exploration``: see ``bandits.exploration``; off by default)."""
         started = time.perf_counter()
         items, skipped = self._dense(history_ids)
         exclude, _ = self._dense(exclude_ids)
         return self._serve(
             History(items), n=n, diversity=diversity, exclude_seen=exclude_seen,
             exclude=exclude, explain=explain, skipped=skipped, started=started,
+            exploration=exploration,
         )  # fmt: skip
 
     def similar(

@@ -278,3 +278,20 @@ def test_candidate_only_members_never_score_the_whole_catalog() -> None:
     assert sasrec.score([cache.history], np.array([3, 4])).shape == (1, 2)
     assert ranker.asked == [2]  # the candidates only
     assert other.asked == [None]  # the catalog once, reused for its candidates
+
+
+def test_exploration_is_off_by_default_and_logs_propensities(
+    engines, tiny_split
+) -> None:
+    from recommendations.engine.bandits.exploration import ExplorationConfig
+
+    engine = engines[1]
+    seen = history_ids(tiny_split, 0)
+    plain = engine.recommend(seen, n=5)
+    assert plain.propensities == (1.0,) * 5 and "policy" not in plain.flags
+    uniform = ExplorationConfig(kind="epsilon_greedy", epsilon=1.0)
+    explored = engine.recommend(seen, n=5, exploration=uniform)
+    assert explored.flags["policy"] == "epsilon_greedy" and len(explored) == 5
+    assert not set(explored.item_ids) & set(seen)
+    # every slot explores: each shown item's propensity is 1 / candidates
+    assert len(set(explored.propensities)) == 1 and 0 < explored.propensities[0] < 0.2

@@ -5,6 +5,10 @@ validation events by the doubly-robust estimate (``--objective``), and writes
 an ``EnsembleWeights`` version with status ``proposed`` (activate it in the
 admin). ``python -m recommendations.engine debias`` is the same without the
 database.
+
+``--from-impressions`` chooses the weights from the system's own impression
+log instead (slate DR over the logged propensities and clicks); when the log
+is too thin it says so and falls back to the popularity proxy above.
 """
 
 from __future__ import annotations
@@ -31,10 +35,34 @@ class Command(BaseCommand):
         )
         parser.add_argument("--save-model", default=None, metavar="DIR")
         parser.add_argument("--notes", default="")
+        parser.add_argument(
+            "--from-impressions",
+            action="store_true",
+            help="choose weights by DR on the impression log (fallback: the proxy)",
+        )
+        parser.add_argument(
+            "--min-slates",
+            type=int,
+            default=None,
+            help="logged slates needed (default APEX_IMPRESSIONS_MIN_SLATES)",
+        )
 
     def handle(self, *args, **options) -> None:
         from recommendations.engine.ensemble.fitting import fit_ensemble_weights
 
+        if options["from_impressions"]:
+            fit, slates = services.ensemble_weights_fit_from_impressions(
+                min_slates=options["min_slates"], seed=options["seed"]
+            )
+            if fit is not None:
+                self._propose(fit, options["notes"] or "from the impression log")
+                return
+            self.stdout.write(
+                self.style.WARNING(
+                    f"the impression log is too thin ({slates} usable slates): "
+                    "falling back to the popularity proxy"
+                )
+            )
         members = [m for m in options["members"].split(",") if m.strip()]
         try:
             fit = fit_ensemble_weights(
@@ -48,7 +76,10 @@ class Command(BaseCommand):
             )
         except EngineError as exc:
             raise CommandError(str(exc)) from exc
-        version = services.ensemble_weights_propose(fit=fit, notes=options["notes"])
+        self._propose(fit, options["notes"])
+
+    def _propose(self, fit: dict, notes: str) -> None:
+        version = services.ensemble_weights_propose(fit=fit, notes=notes)
         self.stdout.write(
             self.style.SUCCESS(
                 f"proposed ensemble weights v{version.version}: "

@@ -1,0 +1,203 @@
+"""Fairness audits and offline evaluation of the active artifact.
+
+**Offline lists** (``source=offline``, what exists today): the current
+artifact version's PyTorch ensemble (what tier 1 serves) is re-scored on the
+held-out users of the split it was trained with — ``model_train``'s temporal
+leave-one-out over the same data (``--dataset``, default as ``train``) —
+on a seeded sample of at most ``APEX_AUDIT_MAX_USERS`` users. The item
+vocabulary of the data must equal the artifact's, else the audit refuses
+(``audit_data_mismatch``: the log changed since training; retrain or pass
+the data set it was trained on). Each member and the ensemble get the
+engine's full-ranking evaluation (NDCG/HR/MRR@10 with intervals, coverage,
+Gini, long tail: an ``OfflineEvaluation`` row); the ensemble's top-10 lists
+get the fairness measures of ``analytics.fairness`` (a ``FairnessAudit``
+row, with the alerts its thresholds raise).
+
+**Served lists** (``source=served``): the seam is ``fairness.audit_lists``,
+which takes plain top-K item lists; once the impression log exists the
+served audit reads the period's impressions through that app's selectors,
+maps them to the same item indices and calls it with ``source=served``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from rest_framework import status
+
+from analytics import fairness, selectors
+from analytics.errors import AnalyticsErrorCode as Code
+from analytics.models import FairnessAudit, OfflineEvaluation
+from apex_site.errors import ApplicationError
+from catalog import selectors as catalog_selectors
+from recommendations import selectors as rec_selectors
+
+logger = logging.getLogger(__name__)
+
+K = 10
+SUMMARY_METRICS = ("ndcg@10", "hr@10", "mrr@10")
+
+
+def thresholds() -> dict[str, float]:
+    return {
+        "max_gini": settings.APEX_FAIRNESS_MAX_GINI,
+        "min_coverage": settings.APEX_FAIRNESS_MIN_COVERAGE,
+        "max_ndcg_gap": settings.APEX_FAIRNESS_MAX_NDCG_GAP,
+        "max_calibration_kl": settings.APEX_FAIRNESS_MAX_CALIBRATION_KL,
+    }
+
+
+def _subtask(task: Any, max_users: int, seed: int) -> Any:
+    from recommendations.engine.data.splits import EvalTask
+
+    n = len(task)
+    if n <= max_users:
+        return task
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=max_users, replace=False))
+    return EvalTask(
+        users=task.users[idx],
+        histories=[task.histories[i] for i in idx],
+        exclude=task.exclude[idx],
+        targets=task.targets[idx],
+    )
+
+
+def _item_genres(data: Any, item_ids: list[Any]) -> dict[int, list[str]]:
+    """``{item index: genres}`` from the data's item features, else the catalog."""
+    features = data.item_features
+    if features is not None and "genres" in features:
+        return {
+            int(i): list(g) if isinstance(g, (list, tuple, np.ndarray)) else []
+            for i, g in features["genres"].items()
+        }
+    by_movie = catalog_selectors.movie_genre_names(movie_ids=[int(i) for i in item_ids])
+    return {i: by_movie.get(int(m), []) for i, m in enumerate(item_ids)}
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    return {
+        **{
+            m: fairness._finite(v)
+            for m, v in result.summary()["full"].items()
+            if m in SUMMARY_METRICS
+        },
+        "coverage": result.beyond.get("coverage"),
+        "gini": result.beyond.get("gini"),
+        "long_tail_share": result.beyond.get("long_tail_share"),
+        "users": len(result.users),
+        "scoring_seconds": round(result.scoring_seconds, 3),
+    }
+
+
+def evaluate_artifact(
+    *,
+    dataset: str | None = None,
+    max_users: int | None = None,
+    seed: int = 0,
+    members: bool = True,
+) -> tuple[FairnessAudit, OfflineEvaluation]:
+    """Audit and evaluate the current artifact on held-out users (module
+    docstring); stores and returns both rows."""
+    from recommendations.engine.data.splits import make_split
+    from recommendations.engine.evaluation.beyond import top_k
+    from recommendations.engine.evaluation.evaluator import evaluate
+
+    started = time.perf_counter()
+    artifact = rec_selectors.active_artifact()
+    if artifact is None:
+        raise ApplicationError(
+            "There is no current artifact version to audit (run `manage.py train`).",
+            code=Code.NO_ACTIVE_ARTIFACT,
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    model = rec_selectors.artifact_ensemble(path=artifact["path"])
+    item_ids = [int(i) for i in rec_selectors.artifact_item_ids(path=artifact["path"])]
+    data = rec_selectors.evaluation_interactions(dataset=dataset)
+    if [int(i) for i in data.items.ids] != item_ids:
+        raise ApplicationError(
+            "The data's items differ from the artifact's: audit on the data set it "
+            "was trained on, or retrain.",
+            code=Code.AUDIT_DATA_MISMATCH,
+            detail={"data_items": int(data.n_items), "artifact_items": len(item_ids)},
+        )
+    split = make_split(data, "loo")
+    task = _subtask(split.test_task(), max_users or settings.APEX_AUDIT_MAX_USERS, seed)
+    item_counts = split.train.item_counts()
+
+    scorers: dict[str, Any] = {"ensemble": model}
+    if members:
+        scorers.update({name: model.members[name] for name in model.active_members()})
+    results: dict[str, Any] = {}
+    ensemble_result = None
+    for name, scorer in scorers.items():
+        result = evaluate(
+            scorer, task, item_counts=item_counts, keep_scores=name == "ensemble"
+        )
+        results[name] = _summary(result)
+        if name == "ensemble":
+            ensemble_result = result
+    assert ensemble_result is not None and ensemble_result.scores is not None
+    exclude = task.exclude.toarray().astype(bool)
+    recommended = top_k(ensemble_result.scores, exclude, K)
+
+    user_ids = [int(u) for u in data.users.id_of(task.users)]
+    groups_of = (
+        selectors.user_groups(user_ids=user_ids) if data.name == "platform-log" else {}
+    )
+    unknown = dict.fromkeys(selectors.DIMENSIONS, selectors.UNKNOWN)
+    user_groups = {
+        d: [groups_of.get(u, unknown)[d] for u in user_ids]
+        for d in selectors.DIMENSIONS
+    }
+    metrics = fairness.audit_lists(
+        recommended=recommended,
+        histories=[h.items.tolist() for h in task.histories],
+        item_counts=item_counts,
+        item_genres=_item_genres(data, item_ids),
+        accuracy={m: ensemble_result.full[m] for m in ("ndcg@10", "hr@10")},
+        user_groups=user_groups,
+        min_group_users=settings.APEX_AUDIT_MIN_GROUP_USERS,
+    )
+    alerts = fairness.alerts_for(metrics, thresholds())
+    seconds = time.perf_counter() - started
+    snapshot = artifact["manifest"].get("data_snapshot") or {}
+    protocol = {
+        "split": "temporal leave-one-out (model_train's), test events",
+        "ranking": "full ranking over every item except the user's history, "
+        "pessimistic ties",
+        "users": len(task),
+        "users_sampled_from": len(split.test_task()),
+        "seed": seed,
+        "k": K,
+        "dataset": data.name,
+    }
+    evaluation = OfflineEvaluation.objects.create(
+        artifact_version=artifact["version"],
+        protocol=protocol,
+        data_snapshot=snapshot if isinstance(snapshot, dict) else {"source": snapshot},
+        results=results,
+    )
+    audit = FairnessAudit.objects.create(
+        source=FairnessAudit.Source.OFFLINE,
+        artifact_version=artifact["version"],
+        dataset=data.name,
+        users=len(task),
+        metrics=metrics,
+        alerts=alerts,
+        seconds=seconds,
+    )
+    logger.info(
+        "fairness audit stored",
+        extra={
+            "audit_id": audit.pk,
+            "artifact_version": artifact["version"],
+            "users": len(task),
+            "alerts": len(alerts),
+            "seconds": round(seconds, 1),
+        },
+    )
+    return audit, evaluation
