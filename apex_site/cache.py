@@ -14,13 +14,43 @@ every cache call (each one filling its ~170 response callbacks: ~0.2 ms of
 CPU a call, two calls per API request); ``SharedClientRedisCacheClient``
 builds one per pool and keeps it. A ``redis.Redis`` is thread-safe: every
 command takes a connection from the pool.
+
+A cache is a cache: when Redis cannot be reached, ``SharedRedisCache`` turns
+its reads into misses and its writes into no-ops (one WARNING per 10 s per
+process) instead of raising, so a Redis outage costs the request path its
+shortcuts (API-key rows, histories, throttle windows), not a 500. What must
+not be silent uses Redis itself (the meter, the event stream, the serving
+generation counter's ``incr``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from typing import Any
 
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_warned_at = 0.0
+
+
+def _unreachable(operation: str, exc: BaseException) -> None:
+    global _warned_at
+    now = time.monotonic()
+    if now - _warned_at > 10:
+        _warned_at = now
+        logger.warning(
+            "cache unreachable; %s skipped (a miss)",
+            operation,
+            extra={"error": str(exc)},
+        )
+
 
 _clients: dict[tuple[str, ...], RedisCacheClient] = {}
 _lock = threading.Lock()
@@ -45,6 +75,60 @@ class SharedRedisCache(RedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
+
+    def get(self, key, default=None, version=None) -> Any:
+        try:
+            return super().get(key, default, version)
+        except _UNREACHABLE as exc:
+            _unreachable("get", exc)
+            return default
+
+    def get_many(self, keys, version=None) -> dict:
+        try:
+            return super().get_many(keys, version)
+        except _UNREACHABLE as exc:
+            _unreachable("get_many", exc)
+            return {}
+
+    def has_key(self, key, version=None) -> bool:
+        try:
+            return super().has_key(key, version)
+        except _UNREACHABLE as exc:
+            _unreachable("has_key", exc)
+            return False
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None) -> bool:
+        try:
+            return super().add(key, value, timeout, version)
+        except _UNREACHABLE as exc:
+            _unreachable("add", exc)
+            return False
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None) -> None:
+        try:
+            super().set(key, value, timeout, version)
+        except _UNREACHABLE as exc:
+            _unreachable("set", exc)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None) -> list:
+        try:
+            return super().set_many(data, timeout, version)
+        except _UNREACHABLE as exc:
+            _unreachable("set_many", exc)
+            return list(data)
+
+    def delete(self, key, version=None) -> bool:
+        try:
+            return super().delete(key, version)
+        except _UNREACHABLE as exc:
+            _unreachable("delete", exc)
+            return False
+
+    def delete_many(self, keys, version=None) -> None:
+        try:
+            super().delete_many(keys, version)
+        except _UNREACHABLE as exc:
+            _unreachable("delete_many", exc)
 
     @property  # type: ignore[override]
     def _cache(self) -> RedisCacheClient:

@@ -12,6 +12,8 @@ if REDIS_URL:
             "BACKEND": "apex_site.cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "apex",
+            # fail fast when Redis is away: the backend then reads as a miss
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
 else:
