@@ -245,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tiers", default="1,2,3")
     parser.add_argument(
+        "--ties",
+        default="random",
+        help="order of same-second events: random, random:SEED or item "
+        "(must match the split a loaded --ensemble was trained on)",
+    )
+    parser.add_argument(
         "--users", type=int, default=0, help="limit test users (0 = all)"
     )
     parser.add_argument("--out", default="/tmp/bench_serving_fidelity.md")
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(int(os.environ["APEX_TORCH_THREADS"]))
 
-    data = load_data(args.data, seed=args.seed)
+    data = load_data(args.data, seed=args.seed, ties=args.ties)
     split = make_split(data, "loo")
     model, info = train_or_load(args, split)
     test = split.test_task()
@@ -280,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, "
         f"APEX_TORCH_THREADS={os.environ['APEX_TORCH_THREADS']}",
         "data": f"{data.name}: {data.n_users} users, {data.n_items} items, "
-        f"{data.n_events} events; test users {len(test)}",
+        f"{data.n_events} events; test users {len(test)}; same-second events "
+        f"ordered {data.ties}",
         "ensemble": f"{info} weights "
         + json.dumps({k: round(v, 3) for k, v in model.weight_dict().items()}),
         "offline": {

@@ -1,8 +1,9 @@
 """Gold: the tables models consume.
 
 - ``user_sequences``: per user, time-ordered ``item_ids``, ``timestamps``,
-  ``ratings``, ``kinds`` (ties in time broken by item id, as the engine's
-  interactions container sorts);
+  ``ratings``, ``kinds``; a user's events with equal timestamps follow a
+  seeded random order (:data:`TIE_SEED`; never the item-id order, see
+  :func:`user_sequences`);
 - ``item_features``: genres, year, people, keywords, ``text`` for TF-IDF,
   ``popularity`` (share of events) and a log-popularity ``propensity``;
 - ``user_features``: activity, mean rating, genre affinity, demographics;
@@ -37,12 +38,25 @@ a short window costs O(L * W) and keeps the sequential signal item-to-item
 recommenders use.
 """
 COOCCURRENCE_TOP_K = 50
+TIE_SEED = 0
+"""Seed of the order of a user's same-second events in ``user_sequences``
+(the engine's default tie seed, ``recommendations.engine.data.ordering``)."""
 
 
-def user_sequences(interactions: DataFrame) -> DataFrame:
-    """One row per user with aligned, time-ordered arrays."""
+def user_sequences(interactions: DataFrame, *, tie_seed: int = TIE_SEED) -> DataFrame:
+    """One row per user with aligned, time-ordered arrays.
+
+    Events with equal timestamps (a same-second burst, whose true order is
+    lost) are ordered by ``xxhash64(tie_seed, user_id, item_id)``: a seeded
+    random order, the same on every rebuild, never the item-id order (which
+    would teach sequence models that the next item has a larger id). The
+    engine's gold reader does not rely on this order: it re-orders the events
+    by its own rule (``recommendations.engine.data.ordering``), so both sides
+    agree on a random order without sharing a hash function.
+    """
     events = F.struct(
         F.col("ts").alias("ts"),
+        F.xxhash64(F.lit(tie_seed), "user_id", "item_id").alias("tie"),
         F.col("item_id").alias("item_id"),
         F.col("rating").alias("rating"),
         F.col("kind").alias("kind"),

@@ -68,7 +68,9 @@ def interactions_from_db() -> Any:
     frame["timestamp"] = (
         pd.to_datetime(frame["occurred_at"], utc=True).astype("int64") // 10**9
     )
-    frame = frame.sort_values(["timestamp", "item_id"], kind="stable")
+    # The latest rating wins (full clock resolution); the order of equal
+    # seconds is the engine's rule (``recommendations.engine.data.ordering``).
+    frame = frame.sort_values("occurred_at", kind="stable")
     rated = frame[frame["kind"] == "rating"].groupby(["user_id", "item_id"])["value"]
     pairs = frame.groupby(["user_id", "item_id"], as_index=False)["timestamp"].min()
     pairs["rating"] = (

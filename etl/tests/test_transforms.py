@@ -91,18 +91,29 @@ def test_events_use_movielens_ids_when_known_and_offset_ids_otherwise(spark) -> 
     assert got[0].ts == int(T0.timestamp())
 
 
-def test_user_sequences_are_time_ordered_with_ties_by_item(spark) -> None:
+def test_user_sequences_are_time_ordered_with_seeded_random_ties(spark) -> None:
+    burst = [(1, item, 3.0, 200, "rating") for item in range(40, 52)]
     frame = spark.createDataFrame(
-        [(1, 30, 5.0, 200, "rating"), (1, 20, 4.0, 100, "rating"),
-         (1, 10, None, 200, "click"), (2, 5, 3.0, 50, "rating")],
+        [(1, 20, 4.0, 100, "rating"), *burst, (2, 5, 3.0, 50, "rating")],
         "user_id bigint, item_id bigint, rating double, ts bigint, kind string",
     )  # fmt: skip
     got = {r.user_id: r for r in gold.user_sequences(frame).collect()}
-    assert got[1].item_ids == [20, 10, 30]
-    assert got[1].timestamps == [100, 200, 200]
-    assert got[1].ratings == [4.0, None, 5.0]
-    assert got[1].kinds == ["rating", "click", "rating"]
+    assert got[1].item_ids[0] == 20 and got[1].timestamps[0] == 100
+    assert got[1].timestamps[1:] == [200] * 12
     assert (got[1].first_ts, got[1].last_ts, got[2].n_events) == (100, 200, 1)
+    tied = got[1].item_ids[1:]
+    assert sorted(tied) == list(range(40, 52)) and tied != sorted(tied)
+    keys = {
+        r.item_id: r.k
+        for r in frame.select(
+            "item_id", F.xxhash64(F.lit(gold.TIE_SEED), "user_id", "item_id").alias("k")
+        ).collect()
+    }
+    assert tied == sorted(tied, key=keys.__getitem__)
+    again = gold.user_sequences(frame.orderBy(F.desc("item_id"))).collect()
+    assert {r.user_id: r.item_ids for r in again}[1][1:] == tied
+    other = gold.user_sequences(frame, tie_seed=1).collect()
+    assert {r.user_id: r.item_ids for r in other}[1][1:] != tied
 
 
 def test_popularity_and_propensity(spark) -> None:

@@ -5,11 +5,15 @@
     python -m recommendations.engine evaluate --data ml-100k|synthetic|PATH \\
         --models pop,ease,itemknn,sasrec,lightgcn [--protocol loo|temporal] \\
         [--seeds 1,2,3] [--profile quick|full] [--device cpu|cuda] \\
-        --out results.json [--dump-scores DIR]
+        [--ties random|random:SEED|item] --out results.json [--dump-scores DIR]
 
 ``--data`` takes a MovieLens name (loaded through the sources of
 :func:`~recommendations.engine.data.movielens.load_movielens`), a MovieLens
 folder, a CSV file ``user_id,item_id,rating,timestamp``, or ``synthetic``.
+``--ties`` orders a user's events with equal timestamps (every command):
+a seeded random order by default (seed 0; ``random:SEED`` for another), the
+item-id order only with ``item`` (for comparison with peer figures); see
+:mod:`recommendations.engine.data.ordering`.
 The options above are a stable interface used by benchmark scripts.
 """
 
@@ -24,7 +28,11 @@ from typing import Any
 
 from recommendations.engine.ensemble.fitting import fit_ensemble_weights
 from recommendations.engine.errors import EngineError
-from recommendations.engine.evaluation.ablation import ablation_study, write_report
+from recommendations.engine.evaluation.ablation import (
+    ablation_study,
+    merge_reports,
+    write_report,
+)
 from recommendations.engine.evaluation.runner import evaluate_models, markdown_report
 from recommendations.engine.jsonable import to_jsonable
 from recommendations.engine.models.registry import model_names
@@ -50,6 +58,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             if args.ensemble_members
             else None
         ),
+        ties=args.ties,
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(to_jsonable(out), indent=2))
@@ -66,6 +75,7 @@ def cmd_debias(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device,
         objective=args.objective,
         save_model=args.save_model,
+        ties=args.ties,
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
@@ -81,10 +91,11 @@ def cmd_ablation(args: argparse.Namespace) -> dict[str, Any]:
         profile=args.profile,
         device=args.device,
         save_ensemble=Path(args.save_ensemble) if args.save_ensemble else None,
+        ties=args.ties,
     )
     results["command"] = " ".join(
         ["--data", args.data, "--models", args.models, "--seeds", args.seeds,
-         "--profile", args.profile]
+         "--profile", args.profile, "--ties", args.ties]
     )  # fmt: skip
     write_report(results, Path(args.out))
     logger.info("wrote %s", args.out)
@@ -148,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save the first seed's DR-weighted ensemble (members included)",
     )
+    for command in (ev, de, ab):
+        command.add_argument(
+            "--ties",
+            default="random",
+            help="order of a user's same-second events: random (seeded, seed 0), "
+            "random:SEED, or item (the item-id order of peer figures)",
+        )
+    mg = sub.add_parser(
+        "ablation-merge", help="one ablation report from runs of other seeds"
+    )
+    mg.add_argument("reports", nargs="+", help="ablation reports (.md) to merge")
+    mg.add_argument("--out", required=True, help="Markdown report to write")
     rep = sub.add_parser("report", help="print results.json files as Markdown tables")
     rep.add_argument("results", nargs="+")  # fmt: skip
     return parser
@@ -166,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_debias(args)
         elif args.command == "ablation":
             cmd_ablation(args)
+        elif args.command == "ablation-merge":
+            write_report(merge_reports([Path(p) for p in args.reports]), Path(args.out))
         elif args.command == "report":
             for path in args.results:
                 sys.stdout.write(f"\n{path}\n\n")

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recommendations.engine.data.interactions import Interactions
+from recommendations.engine.data.ordering import TieOrder
 from recommendations.engine.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -104,8 +105,14 @@ def load_interactions(
     kinds: Sequence[str] | None = None,
     name: str = "gold",
     with_features: bool = True,
+    ties: TieOrder | str | None = None,
 ) -> Interactions:
-    """Build the engine's interactions container from the gold tables."""
+    """Build the engine's interactions container from the gold tables.
+
+    The order of gold's arrays is not relied on: the container re-orders the
+    events by the engine's rule (``ties``, default the seeded random order of
+    :mod:`~recommendations.engine.data.ordering`).
+    """
     started = time.perf_counter()
     events = read_events(lake, kinds=kinds)
     features = read_item_features(lake) if with_features else None
@@ -113,6 +120,7 @@ def load_interactions(
         events[["user_id", "item_id", "rating", "timestamp"]],
         item_features=features,
         name=name,
+        ties=ties,
     )
     logger.info(
         "gold interactions loaded",

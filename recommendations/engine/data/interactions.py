@@ -2,9 +2,11 @@
 
 External ids (MovieLens ids, database ids, strings) are mapped to dense
 indices ``0..n-1`` by a :class:`Vocabulary`; models only see dense indices.
-Events are stored sorted by (user, timestamp, item index); because item
-vocabularies are built from sorted ids, the item index order is the external
-id order, so ties in time are broken by item id as the splits require.
+Events are stored sorted by (user, timestamp, tie key): equal timestamps of
+one user are ordered by the one documented rule of
+:mod:`recommendations.engine.data.ordering` (a seeded random order by
+default, the item-id order only when asked for). Every split, model and
+feature reads events in this stored order.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from recommendations.engine.data.ordering import TieOrder, event_order, parse_ties
 from recommendations.engine.errors import (
     DataError,
     MalformedRowError,
@@ -119,7 +122,9 @@ def as_histories(
 class Interactions:
     """Time-ordered user-item events with their vocabularies.
 
-    Arrays are aligned, one entry per event, sorted by (user, timestamp, item).
+    Arrays are aligned, one entry per event, sorted by (user, timestamp, tie
+    key); ``ties`` is the tie rule (:mod:`~recommendations.engine.data.ordering`)
+    and travels with every subset and concatenation.
     """
 
     users: Vocabulary
@@ -130,6 +135,7 @@ class Interactions:
     timestamps: np.ndarray  # (E,) int64
     item_features: pd.DataFrame | None = None  # indexed by dense item index
     name: str = "interactions"
+    ties: TieOrder = field(default_factory=TieOrder)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ----------------------------------------------------------- construction
@@ -142,12 +148,15 @@ class Interactions:
         items: Vocabulary | None = None,
         item_features: pd.DataFrame | None = None,
         name: str = "interactions",
+        ties: TieOrder | str | None = None,
     ) -> Interactions:
         """Build from a frame with ``user_id, item_id, rating, timestamp``.
 
         Vocabularies default to the sorted distinct ids of ``frame``.
         ``item_features`` (optional) is indexed by external item id and is
-        re-indexed to dense indices.
+        re-indexed to dense indices. ``ties``: the order of equal timestamps
+        (:func:`~recommendations.engine.data.ordering.parse_ties`; default
+        the seeded random order). The input row order never matters.
         """
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
@@ -167,7 +176,7 @@ class Interactions:
             users, items, u, i,
             frame["rating"].to_numpy(np.float32),
             frame["timestamp"].to_numpy(np.int64),
-            features, name,
+            features, name, parse_ties(ties),
         )  # fmt: skip
 
     @classmethod
@@ -193,10 +202,14 @@ class Interactions:
         return cls.from_frame(frame, **kwargs)
 
     @classmethod
-    def from_movielens(cls, data: Any) -> Interactions:
+    def from_movielens(
+        cls, data: Any, *, ties: TieOrder | str | None = None
+    ) -> Interactions:
         """Build from :class:`~recommendations.engine.data.movielens.MovieLensData`."""
         features = data.movies.set_index("item_id")[["title", "year", "genres"]]
-        return cls.from_frame(data.ratings, item_features=features, name=data.name)
+        return cls.from_frame(
+            data.ratings, item_features=features, name=data.name, ties=ties
+        )
 
     @classmethod
     def _sorted(
@@ -209,9 +222,13 @@ class Interactions:
         t: np.ndarray,
         features: pd.DataFrame | None,
         name: str,
+        ties: TieOrder,
     ) -> Interactions:
-        order = np.lexsort((i, t, u))
-        return cls(users, items, u[order], i[order], r[order], t[order], features, name)
+        order = event_order(u, t, i, ties)
+        return cls(
+            users, items, u[order], i[order], r[order], t[order], features, name,
+            ties,
+        )  # fmt: skip
 
     # --------------------------------------------------------------- views
     @property
@@ -277,19 +294,26 @@ class Interactions:
         return Interactions(
             self.users, self.items, self.user_index[mask], self.item_index[mask],
             self.ratings[mask], self.timestamps[mask], self.item_features, self.name,
+            self.ties,
         )  # fmt: skip
 
     def concat(self, other: Interactions) -> Interactions:
-        """Events of both containers (same vocabularies), re-sorted."""
+        """Events of both containers (same vocabularies), re-sorted by the
+        (common) tie rule, so ``select`` then ``concat`` restores the order."""
         if self.users != other.users or self.items != other.items:
             raise DataError("cannot concatenate interactions with other vocabularies")
+        if self.ties != other.ties:
+            raise DataError(
+                f"cannot concatenate interactions ordered by {self.ties} and "
+                f"{other.ties}"
+            )
         return Interactions._sorted(
             self.users, self.items,
             np.concatenate([self.user_index, other.user_index]),
             np.concatenate([self.item_index, other.item_index]),
             np.concatenate([self.ratings, other.ratings]),
             np.concatenate([self.timestamps, other.timestamps]),
-            self.item_features, self.name,
+            self.item_features, self.name, self.ties,
         )  # fmt: skip
 
     def to_frame(self) -> pd.DataFrame:
@@ -311,4 +335,5 @@ class Interactions:
             "users": self.n_users,
             "items": self.n_items,
             "interactions": self.n_events,
+            **self.ties.describe(),
         }

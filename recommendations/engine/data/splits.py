@@ -1,9 +1,11 @@
 """Train / validation / test splits.
 
 ``leave_one_out``
-    Per user, events sorted by (timestamp, item id): the last is test, the
-    second-to-last validation, the rest train. Users with two events give
-    train + test, users with one event give train only.
+    Per user, events in the container's order (timestamp, then the tie rule
+    of :mod:`~recommendations.engine.data.ordering`: a seeded random order
+    inside a same-second burst unless the item-id order was asked for): the
+    last is test, the second-to-last validation, the rest train. Users with
+    two events give train + test, users with one event give train only.
 ``global_temporal``
     One cut-off time for everybody: events before ``valid_start`` train,
     ``[valid_start, test_start)`` validation, from ``test_start`` on test.

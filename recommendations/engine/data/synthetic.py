@@ -29,6 +29,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recommendations.engine.data.interactions import Interactions
+from recommendations.engine.data.ordering import TieOrder
 
 
 class SyntheticConfig(BaseModel):
@@ -88,10 +89,10 @@ class SyntheticData:
     truth: SyntheticTruth
     config: SyntheticConfig
 
-    def interactions(self) -> Interactions:
+    def interactions(self, *, ties: TieOrder | str | None = None) -> Interactions:
         features = self.movies.set_index("item_id")[["title", "year", "genres"]]
         return Interactions.from_frame(
-            self.ratings, item_features=features, name="synthetic"
+            self.ratings, item_features=features, name="synthetic", ties=ties
         )
 
 

@@ -30,14 +30,15 @@ def fit_ensemble_weights(
     device: str = "cpu",
     objective: str = "dr",
     save_model: str | Path | None = None,
+    ties: str | None = None,
 ) -> dict[str, Any]:
     """Train the ensemble's members and choose its weights on validation.
 
     Returns what a weights version stores (plain JSON data): weights,
     normalisation, the estimates (DR, IPS, SNIPS, validation NDCG@10), the
-    gate threshold, the data it was fitted on and when.
+    gate threshold, the data it was fitted on (with its tie rule) and when.
     """
-    data = load_data(data_spec, seed=seed)
+    data = load_data(data_spec, seed=seed, ties=ties)
     split = make_split(data, "loo")
     overrides: dict[str, Any] = {"objective": objective}
     if members:

@@ -48,6 +48,8 @@ from recommendations.engine.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
+NDCG_ENSEMBLE = "ensemble (NDCG weights)"
+
 
 class MatrixScorer:
     """Serves precomputed rows of a ``(B, N)`` score matrix to the evaluator."""
@@ -181,6 +183,7 @@ def run_seed(
         logger.info("saved the seed-%d ensemble to %s", seed, save_ensemble)
     ndcg_variant = blend_variant(members, "ndcg")
     per_user["ensemble"] = dr_variant["_per_user"]
+    per_user[NDCG_ENSEMBLE] = ndcg_variant["_per_user"]
     # The gate: calibrated on validation, applied on test.
     genres = genre_matrix(train.item_features, train.n_items)
     sel = dr_variant["_selection"]
@@ -234,11 +237,13 @@ def ablation_study(
     profile: str,
     device: str = "cpu",
     save_ensemble: Path | None = None,
+    ties: str | None = None,
 ) -> dict[str, Any]:
-    """:func:`run_ablation` on the leave-one-out split of ``data_spec``."""
+    """:func:`run_ablation` on the leave-one-out split of ``data_spec``
+    (same-second events ordered by ``ties``, see ``load_data``)."""
     for name in members:
         get_model_class(name)  # unknown names fail before any training
-    data = load_data(data_spec, seed=seeds[0])
+    data = load_data(data_spec, seed=seeds[0], ties=ties)
     split = make_split(data, "loo")
     return run_ablation(
         split, members, seeds=seeds, profile=profile, device=device,
@@ -266,18 +271,6 @@ def run_ablation(
                  save_ensemble=save_ensemble if s == seeds[0] else None)
         for s in seeds
     ]  # fmt: skip
-    # Paired test on per-user NDCG@10 averaged over seeds.
-    per_user = {
-        n: np.mean([r["_per_user"][n] for r in runs], axis=0)
-        for n in runs[0]["_per_user"]
-    }
-    singles = [n for n in per_user if n != "ensemble"]
-    best = max(singles, key=lambda n: per_user[n].mean())
-    pooled = paired_bootstrap(per_user["ensemble"], per_user[best], seed=0)
-    pooled["ratio"] = float(
-        per_user["ensemble"].mean() / max(per_user[best].mean(), 1e-12)
-    )
-    pooled["best_single"] = best
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": dataset or {},
@@ -285,9 +278,69 @@ def run_ablation(
         "seeds": seeds,
         "members": members,
         "runs": [_public(r) for r in runs],
-        "ensemble_vs_best_single": pooled,
+        "ensemble_vs_best_single": _pooled([r["_per_user"] for r in runs]),
         "total_seconds": round(time.perf_counter() - started, 1),
+        "_per_user": [r["_per_user"] for r in runs],
     }
+
+
+def _pooled(per_user_runs: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Paired test on per-user NDCG@10 averaged over seeds: the DR ensemble
+    (and, under ``ndcg_weights``, the NDCG-weighted one where the runs hold
+    it) against the best single member."""
+    per_user = {
+        n: np.mean([r[n] for r in per_user_runs], axis=0)
+        for n in per_user_runs[0]
+        if all(n in r for r in per_user_runs)
+    }
+    singles = [n for n in per_user if not n.startswith("ensemble")]
+    best = max(singles, key=lambda n: per_user[n].mean())
+
+    def versus(name: str) -> dict[str, Any]:
+        test: dict[str, Any] = dict(
+            paired_bootstrap(per_user[name], per_user[best], seed=0)
+        )
+        test["ratio"] = float(per_user[name].mean() / max(per_user[best].mean(), 1e-12))
+        return test
+
+    pooled = versus("ensemble")
+    pooled["best_single"] = best
+    if NDCG_ENSEMBLE in per_user:
+        pooled["ndcg_weights"] = versus(NDCG_ENSEMBLE)
+    return pooled
+
+
+def merge_reports(paths: Sequence[Path]) -> dict[str, Any]:
+    """One report from ablation runs of other seeds on the same data and
+    split (each ``<report>.json`` with its ``<report>.per_user.npz``): the
+    runs side by side, the paired test recomputed over all their seeds."""
+    parts = [json.loads(Path(p).with_suffix(".json").read_text()) for p in paths]
+    first = parts[0]
+    for part in parts[1:]:
+        if part["dataset"] != first["dataset"] or part["members"] != first["members"]:
+            raise ValueError("ablation runs of different data, split or members")
+    per_user: list[dict[str, np.ndarray]] = []
+    for p in paths:
+        with np.load(_per_user_file(Path(p))) as npz:
+            seeds = sorted({k.split("/", 1)[0] for k in npz.files}, key=int)
+            per_user += [
+                {k.split("/", 1)[1]: npz[k] for k in npz.files if k.startswith(f"{s}/")}
+                for s in seeds
+            ]
+    return {
+        **first,
+        "created": max(part["created"] for part in parts),  # the last run's end
+        "seeds": [s for part in parts for s in part["seeds"]],
+        "runs": [r for part in parts for r in part["runs"]],
+        "ensemble_vs_best_single": _pooled(per_user),
+        "total_seconds": sum(part["total_seconds"] for part in parts),
+        "command": "; ".join(part.get("command", "") for part in parts),
+        "_per_user": per_user,
+    }
+
+
+def _per_user_file(report: Path) -> Path:
+    return report.with_suffix(".per_user.npz")
 
 
 def _public(run: dict[str, Any]) -> Any:
@@ -335,6 +388,25 @@ def _floor_cell(estimates: dict[str, Any], floor: float | None) -> str:
     return f"{share:.3f}" + ("" if floor is None else f" ({floor:.3f})")
 
 
+def _ndcg_weights_text(pooled: dict[str, Any]) -> str:
+    other = pooled.get("ndcg_weights")
+    if not other:
+        return ""
+    return (
+        f" Ensemble (NDCG weights) / best single = **{other['ratio']:.3f}**; "
+        f"difference {other['mean_diff']:+.4f}, 95 % interval "
+        f"[{other['low']:+.4f}, {other['high']:+.4f}]."
+    )
+
+
+def _ties_text(dataset: dict[str, Any]) -> str:
+    if dataset.get("ties") == "item":
+        return "by item id (`--ties item`, the peer figures' order)"
+    if dataset.get("ties") == "random":
+        return f"at random per user (seed {dataset.get('tie_seed')})"
+    return "by item id (reports before issue 19)"
+
+
 def markdown(results: dict[str, Any], chart: str | None) -> str:
     runs = results["runs"]
     ds = results.get("dataset", {})
@@ -344,7 +416,8 @@ def markdown(results: dict[str, Any], chart: str | None) -> str:
         f"Generated {results['created']} by `python -m recommendations.engine "
         f"ablation` ({results.get('command', '')}). Dataset: {ds.get('source', '?')} "
         f"({ds.get('users', '?')} users, {ds.get('items', '?')} items, "
-        f"{ds.get('interactions', '?')} interactions); temporal leave-one-out, "
+        f"{ds.get('interactions', '?')} interactions); same-second events "
+        f"ordered {_ties_text(ds)}; temporal leave-one-out, "
         f"full ranking over every item outside the user's train + validation "
         f"history (ties pessimistic), test history = train + validation; "
         f"profile `{results['profile']}`; seeds {results['seeds']}. Cells: mean "
@@ -437,7 +510,7 @@ def markdown(results: dict[str, Any], chart: str | None) -> str:
         f"Ensemble (DR weights) / best single = **{pooled['ratio']:.3f}**; paired "
         f"bootstrap of per-user NDCG@10 (averaged over seeds) difference "
         f"{pooled['mean_diff']:+.4f}, 95 % interval [{pooled['low']:+.4f}, "
-        f"{pooled['high']:+.4f}].",
+        f"{pooled['high']:+.4f}].{_ndcg_weights_text(pooled)}",
         "",
         "## Uncertainty gate",
         "",
@@ -509,8 +582,22 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
+    """The Markdown report, its chart, its JSON and (for :func:`merge_reports`)
+    each seed's per-user test NDCG@10 in ``<report>.per_user.npz``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     chart = out.with_suffix(".png")
     plot(results, chart)
     out.write_text(markdown(results, chart.name))
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    public = {k: v for k, v in results.items() if not k.startswith("_")}
+    out.with_suffix(".json").write_text(json.dumps(public, indent=1))
+    if "_per_user" in results:
+        np.savez_compressed(
+            _per_user_file(out),
+            **{
+                f"{seed}/{name}": values
+                for seed, run in zip(
+                    results["seeds"], results["_per_user"], strict=True
+                )
+                for name, values in run.items()
+            },
+        )

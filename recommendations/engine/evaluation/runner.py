@@ -51,6 +51,7 @@ def evaluate_models(
     device: str = "cpu",
     dump_scores_to: Path | None = None,
     ensemble_members: Sequence[str] | None = None,
+    ties: str | None = None,
 ) -> dict[str, Any]:
     """Every model on the ``protocol`` split of ``data_spec``, once per seed.
 
@@ -59,13 +60,15 @@ def evaluate_models(
     against ``pop`` when it ran). ``dump_scores_to``: also write each model's
     test score matrix of the first seed there (:func:`dump_scores`). The
     ensemble, when listed, blends the members fitted in the same run.
+    ``ties``: the order of same-second events (``load_data``; recorded under
+    ``dataset``).
     """
     names = list(models)
     for name in names:
         get_model_class(name)  # unknown names fail before any training
     seeds = list(seeds)
     started = time.perf_counter()
-    data = load_data(data_spec, seed=seeds[0])
+    data = load_data(data_spec, seed=seeds[0], ties=ties)
     split = make_split(data, protocol)
     out: dict[str, Any] = {
         "dataset": {**data.describe(), "source": data_spec, "splits": split.sizes()},
@@ -76,6 +79,7 @@ def evaluate_models(
             "sampled": "test item vs 100 uniform never-interacted items, "
             "seed = run seed",
             "test_history": "train + validation",
+            "equal_timestamps": str(data.ties),
         },
         "profile": profile,
         "seeds": seeds,

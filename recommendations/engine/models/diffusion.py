@@ -25,6 +25,9 @@ Departures from the paper:
   encoder/decoder compresses the whole catalog to ``latent_dim``, trained
   jointly (multinomial reconstruction loss + latent diffusion loss); there is
   no clustering and no KL term. Use it when ``n_items`` is large.
+
+Order-free: a user is a set of items, so the order of same-second events
+(issue 19) matters only through which event the split holds out.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ Closed form: ``P = (X^T X + l2 I)^-1``, ``B = I - P diag(1 / diag(P))`` (zero
 diagonal); a history row ``x`` scores ``x B``. With ``l2=None`` the strength
 is chosen from ``l2_grid`` by validation NDCG@10, reusing one
 eigendecomposition of the Gram matrix for every candidate.
+
+Order-free: the order of same-second events (issue 19) matters only through
+which event the split holds out.
 """
 
 from __future__ import annotations

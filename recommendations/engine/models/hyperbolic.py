@@ -32,6 +32,11 @@ exactly. The plan (serving issue): index the tangent vectors
 500) for ``logmap0(u)``, and re-score the candidates exactly with
 :func:`poincare_distance`. The recall of that candidate stage is not yet
 measured.
+
+Same-second events (issue 19): training is order-free (user points are
+history averages); the recency weights ``exp(-decay * age)`` count age in
+events, so inside a same-second burst they follow the container's seeded
+random order (``recommendations.engine.data.ordering``).
 """
 
 from __future__ import annotations

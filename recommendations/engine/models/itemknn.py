@@ -6,6 +6,7 @@ recommendation algorithms", WWW 2001; shrinkage as in Koren, KDD 2008.
 ``sim(i, j) = (x_i . x_j) / (||x_i|| ||x_j|| + shrink)`` over the binary
 user-item matrix; each item keeps its ``neighbors`` most similar items; a
 user's score for ``j`` is the sum of ``sim(i, j)`` over history items ``i``.
+Order-free (issue 19: same-second order matters only through the split).
 """
 
 from __future__ import annotations

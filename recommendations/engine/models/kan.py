@@ -47,6 +47,14 @@ Departures from the paper and the issue:
   :meth:`KAN.fit_features` with sampled negatives behind a guard rail.
 - Feature importance: the mean |phi_oj(x_j)| of the first layer's edges on
   training samples, summed over outputs (the paper's edge L1 norm).
+- Same-second events (issue 19): the transition table counts consecutive
+  pairs of the training sequences, the training examples are (prefix, next
+  item) of those sequences, and ``cooc_last`` / ``cooc_recent`` /
+  ``svd_recent`` / ``transition_last`` read the last items of the history -
+  all in the container's order, where a burst with one timestamp is in the
+  seeded random order of ``recommendations.engine.data.ordering``. The recency
+  features (days since last / first seen, recent popularity) use timestamps
+  and do not depend on the order inside a burst.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ j-th most recent history item by ``exp(-decay j)`` in the fold-in (0 = the
 paper). The ``quick``/``full`` profiles pick it on validation NDCG@10 after
 training (``history_decay=None``); on ML-100K's temporal leave-one-out this is
 worth +50 % validation NDCG@10, because the next item depends on recent ones.
+The j-th most recent item counts events, so inside a same-second burst the
+decay follows the container's seeded random order (issue 19,
+``recommendations.engine.data.ordering``); training itself is order-free.
 """
 
 from __future__ import annotations

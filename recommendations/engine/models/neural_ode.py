@@ -34,6 +34,12 @@ a fixed horizon (the median training ``delta``) after the last event,
 because the time of the next request is not known when serving; histories
 without timestamps use the median training gap between events; sequences
 are truncated to the last ``max_len`` events.
+
+Same-second events (issue 19): sequences come in the container's order (a
+burst with one timestamp in the seeded random order of
+``recommendations.engine.data.ordering``); inside a burst the gap is 0, so the ODE
+evolves the state for no time between its events - the model sees that they
+happened together, but still reads them one after another.
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ dropout, a final LayerNorm; item output embeddings are tied to the input
 ones. Sequences are left-padded with index 0 (items are shifted by one).
 Scoring reads the user's *current* history (last ``max_len`` items), so a
 new event changes the output without retraining.
+
+Same-second events (issue 19): training sequences and histories come in the
+container's order, so a burst of events with one timestamp is a run in the
+seeded random order of ``recommendations.engine.data.ordering`` (never
+ascending item id, which SASRec would learn as "the next item has a larger
+id"). Every event keeps its own position; bursts are not merged into one.
 """
 
 from __future__ import annotations

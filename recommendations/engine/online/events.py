@@ -44,15 +44,15 @@ class OnlineEvent:
 
 def stream_events(data: Interactions, mask: np.ndarray) -> list[OnlineEvent]:
     """The events of ``data`` where ``mask`` holds, in time order (ties: user,
-    then item), each with the user's earlier events of ``data`` as history.
+    then the container's own order, i.e. the engine's tie rule of
+    :mod:`~recommendations.engine.data.ordering`), each with the user's
+    earlier events of ``data`` as history.
 
     ``data`` must hold every event up to the last streamed one (training and
     stream); histories are views into its arrays, not copies.
     """
     idx = np.flatnonzero(mask)
-    order = np.lexsort(
-        (data.item_index[idx], data.user_index[idx], data.timestamps[idx])
-    )
+    order = np.lexsort((idx, data.user_index[idx], data.timestamps[idx]))
     ptr = data.user_ptr
     out = []
     for e in idx[order]:

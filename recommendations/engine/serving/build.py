@@ -98,6 +98,7 @@ def data_snapshot(train: Interactions) -> dict[str, Any]:
         "users": int(train.n_users),
         "items": int(train.n_items),
         "events": int(train.n_events),
+        **train.ties.describe(),  # the order of same-second events
         "time_range": [
             datetime.fromtimestamp(int(ts.min()), UTC).isoformat() if len(ts) else None,
             datetime.fromtimestamp(int(ts.max()), UTC).isoformat() if len(ts) else None,

@@ -21,12 +21,13 @@ def frame(rows: list[tuple[object, object, float, int]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
 
 
-def test_loo_takes_the_last_events_breaking_time_ties_by_item_id() -> None:
+def test_loo_takes_the_last_events_breaking_time_ties_by_item_id_if_asked() -> None:
     data = Interactions.from_frame(
         frame([
             ("u", 30, 4, 100), ("u", 20, 4, 300), ("u", 10, 5, 300),  # tie at t=300
             ("u", 40, 3, 200), ("v", 10, 1, 5), ("v", 20, 1, 6), ("w", 10, 2, 9),
-        ])
+        ]),
+        ties="item",  # the peer figures' order (test_tie_order.py: the default)
     )  # fmt: skip
     split = leave_one_out(data)
     ext = data.items.ids
@@ -105,6 +106,8 @@ def test_csv_input(tmp_path: Path) -> None:
         "users": 2,
         "items": 2,
         "interactions": 3,
+        "ties": "random",
+        "tie_seed": 0,
     }
     assert data.items.ids[data.sequence(0)].tolist() == [11, 10]  # time order
     path.write_text("user_id,item_id,rating,timestamp\n1,10,4,100\n1,11,x,50\n")

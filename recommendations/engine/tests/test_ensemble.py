@@ -290,3 +290,36 @@ def test_cli_ablation_and_debias_end_to_end(tmp_path: Path) -> None:
     assert weights["estimates"]["dr"]["value"] == pytest.approx(
         weights["estimated_value"]
     )
+
+
+def test_ablation_runs_of_other_seeds_merge_into_one_report(
+    tiny_split: Split, tmp_path: Path
+) -> None:
+    from recommendations.engine.evaluation.ablation import (
+        merge_reports,
+        run_ablation,
+        write_report,
+    )
+
+    dataset = {**tiny_split.full.describe(), "source": "tiny"}
+    paths = []
+    for seed in (1, 2):
+        results = run_ablation(
+            tiny_split, list(MEMBERS), seeds=[seed], profile="quick",
+            samples=20, dataset=dataset,
+        )  # fmt: skip
+        paths.append(tmp_path / f"seed{seed}.md")
+        write_report(results, paths[-1])
+    merged = merge_reports(paths)
+    assert merged["seeds"] == [1, 2] and len(merged["runs"]) == 2
+    pooled = merged["ensemble_vs_best_single"]
+    assert pooled["best_single"] in MEMBERS and pooled["low"] <= pooled["high"]
+    assert pooled["ndcg_weights"]["low"] <= pooled["ndcg_weights"]["high"]
+    write_report(merged, tmp_path / "merged.md")
+    text = (tmp_path / "merged.md").read_text()
+    assert "seeds [1, 2]" in text and "at random per user (seed 0)" in text
+    assert "_per_user" not in json.loads((tmp_path / "merged.json").read_text())
+    with pytest.raises(ValueError, match="different data"):
+        other = {**results, "dataset": {**dataset, "ties": "item"}}
+        write_report(other, tmp_path / "other.md")
+        merge_reports([paths[0], tmp_path / "other.md"])

@@ -112,6 +112,7 @@ def test_gold_from_ml100k_equals_the_direct_loader(tmp_path: Path) -> None:
     )
     assert gold.describe() == direct.describe() == {
         "name": "ml-100k", "users": 943, "items": 1682, "interactions": 100_000,
+        "ties": "random", "tie_seed": 0,
     }  # fmt: skip
     assert gold.users == direct.users and gold.items == direct.items
     for name in ("user_index", "item_index", "ratings", "timestamps"):
