@@ -52,6 +52,13 @@ class Interaction(models.Model):
             models.Index(fields=["user", "-occurred_at"], name="interaction_user_idx"),
             # rating distribution and counts of one movie
             models.Index(fields=["movie", "kind"], name="interaction_movie_kind_idx"),
+            # the events of a served list (the join of clicks to impressions);
+            # partial: most events name no list
+            models.Index(
+                fields=["request_id"],
+                name="interaction_request_idx",
+                condition=models.Q(request_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
