@@ -39,6 +39,8 @@ from django.utils.module_loading import import_string
 from rest_framework import exceptions
 from rest_framework.throttling import SimpleRateThrottle
 
+from apex_site.per_process import PerRedisUrl
+
 logger = logging.getLogger(__name__)
 
 QUOTA_EXCEEDED = "quota_exceeded"
@@ -230,21 +232,12 @@ class MemoryMeter:
             self.windows.clear()
 
 
-_meters: dict[str, Meter] = {}
-_meters_lock = threading.Lock()
+_meters: PerRedisUrl[Meter] = PerRedisUrl(RedisMeter, MemoryMeter)
 
 
 def meter() -> Meter:
     """This process's meter (Redis when ``REDIS_URL`` is set)."""
-    url = settings.REDIS_URL or ""
-    found = _meters.get(url)
-    if found is None:
-        with _meters_lock:
-            found = _meters.get(url)
-            if found is None:
-                found = RedisMeter(url) if url else MemoryMeter()
-                _meters[url] = found
-    return found
+    return _meters.get()
 
 
 @dataclass(frozen=True)

@@ -318,10 +318,10 @@ class Stack:
         it): nginx on ``http_port`` routing HTTP to granian (``workers`` WSGI
         workers, 4 threads each) and ``/ws/`` to one uvicorn process."""
         from scripts.stack import (
-            _nginx_main,
-            _wsgi_command,
             nginx_binary,
+            nginx_main_config,
             render_server_block,
+            wsgi_command,
         )
 
         self.web = "production"
@@ -334,8 +334,8 @@ class Stack:
                 static_root=self.folder / "var" / "staticfiles",
             )
         )
-        (self.folder / "nginx.conf").write_text(_nginx_main(self.folder))
-        self._spawn("wsgi", _wsgi_command("granian", wsgi_port, workers, 4, self.src))
+        (self.folder / "nginx.conf").write_text(nginx_main_config(self.folder))
+        self._spawn("wsgi", wsgi_command("granian", wsgi_port, workers, 4, self.src))
         self._spawn(
             "uvicorn",
             [PYTHON, "-m", "uvicorn", "apex_site.asgi:application", "--host",

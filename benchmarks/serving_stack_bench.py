@@ -135,9 +135,9 @@ def serve(
                    "--lifespan", "off", "--no-access-log", "--log-level", "warning",
                    "--interface", interface]  # fmt: skip
     else:
-        from scripts.stack import _wsgi_command
+        from scripts.stack import wsgi_command
 
-        command = _wsgi_command(server, port, workers, threads, root)
+        command = wsgi_command(server, port, workers, threads, root)
         env.update(
             APEX_WSGI_BIND=f"127.0.0.1:{port}", APEX_WSGI_WORKERS=str(workers),
             APEX_WSGI_THREADS="1" if server == "gunicorn-sync" else str(threads),

@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from typing import Protocol
 
-from django.conf import settings
+from apex_site.per_process import PerRedisUrl
 
 LIST = "apex:impressions"
 LOCK = "apex:impressions:flush"
@@ -119,25 +119,15 @@ class InProcessImpressionBuffer:
             self._flush.release()
 
 
-_buffers: dict[str, ImpressionBuffer] = {}
-_buffers_lock = threading.Lock()
+_buffers: PerRedisUrl[ImpressionBuffer] = PerRedisUrl(
+    RedisImpressionBuffer, InProcessImpressionBuffer
+)
 
 
 def get_impression_buffer() -> ImpressionBuffer:
     """This process's buffer: Redis when ``REDIS_URL`` is set, else in-process."""
-    url = settings.REDIS_URL or ""
-    buffer = _buffers.get(url)
-    if buffer is None:
-        with _buffers_lock:
-            buffer = _buffers.get(url)
-            if buffer is None:
-                buffer = (
-                    RedisImpressionBuffer(url) if url else InProcessImpressionBuffer()
-                )
-                _buffers[url] = buffer
-    return buffer
+    return _buffers.get()
 
 
 def reset_impression_buffers() -> None:
-    with _buffers_lock:
-        _buffers.clear()
+    _buffers.clear()

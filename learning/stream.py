@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.conf import settings
+from apex_site.per_process import PerRedisUrl
 
 STREAM = "apex:events"
 DEAD_LETTERS = "apex:events:dead"
@@ -251,24 +251,14 @@ class InProcessEventStream:
             }
 
 
-_streams: dict[str, EventStream] = {}
-_streams_lock = threading.Lock()
+_streams: PerRedisUrl[EventStream] = PerRedisUrl(RedisEventStream, InProcessEventStream)
 
 
 def get_event_stream() -> EventStream:
     """This process's stream: Redis when ``REDIS_URL`` is set, else in-process."""
-    url = settings.REDIS_URL or ""
-    stream = _streams.get(url)
-    if stream is None:
-        with _streams_lock:
-            stream = _streams.get(url)
-            if stream is None:
-                stream = RedisEventStream(url) if url else InProcessEventStream()
-                _streams[url] = stream
-    return stream
+    return _streams.get()
 
 
 def reset_event_streams() -> None:
     """Forget this process's streams (tests that change ``REDIS_URL``)."""
-    with _streams_lock:
-        _streams.clear()
+    _streams.clear()

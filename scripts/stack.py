@@ -56,7 +56,7 @@ def render_server_block(
     )
 
 
-def _nginx_main(folder: Path) -> str:
+def nginx_main_config(folder: Path) -> str:
     temp = "\n".join(
         f"    {kind}_temp_path {folder / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -74,7 +74,7 @@ def _nginx_main(folder: Path) -> str:
     )
 
 
-def _wsgi_command(
+def wsgi_command(
     server: str, port: int, workers: int, threads: int, root: Path = ROOT
 ) -> list[str]:
     python = sys.executable
@@ -133,9 +133,9 @@ def production_shape(
             static_root=static_root,
         )
     )
-    (folder / "nginx.conf").write_text(_nginx_main(folder))
+    (folder / "nginx.conf").write_text(nginx_main_config(folder))
     commands = {
-        "wsgi": _wsgi_command(wsgi, wsgi_port, wsgi_workers, wsgi_threads, root),
+        "wsgi": wsgi_command(wsgi, wsgi_port, wsgi_workers, wsgi_threads, root),
         "asgi": [sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
                  "--host", "127.0.0.1", "--port", str(asgi_port),
                  "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
