@@ -1,5 +1,5 @@
-"""DRF authentication: ``Authorization: Api-Key <key>``, and JWTs whose user
-row comes from the cache."""
+"""DRF authentication: ``Authorization: Api-Key <key>`` (with its scopes and
+expiry), and JWTs whose user row comes from the cache."""
 
 from __future__ import annotations
 
@@ -7,15 +7,39 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from accounts.errors import AccountsErrorCode
+from accounts.models import ApiKey
 from accounts.selectors import api_key_lookup, user_for_token
 from accounts.services import api_key_touch
 
 KEYWORD = "Api-Key"
+
+# What an API key must hold for a call: the first rule whose methods (None:
+# any) and path prefix match. Anything else: reads need `read`; other writes
+# (the profile, staff operations) need every scope, so a key limited to some
+# scopes can do no more than they name.
+SCOPE_RULES: tuple[tuple[frozenset[str] | None, str, str], ...] = (
+    (None, "/v1/billing", ApiKey.Scope.BILLING),
+    (frozenset({"POST", "PUT", "PATCH", "DELETE"}), "/v1/events", ApiKey.Scope.EVENTS),
+)
+
+
+def required_scopes(request) -> list[str]:
+    """The scopes an API key needs for ``request`` (see ``SCOPE_RULES``)."""
+    for methods, prefix, scope in SCOPE_RULES:
+        if (methods is None or request.method in methods) and request.path.startswith(
+            prefix
+        ):
+            return [str(scope)]
+    if request.method in SAFE_METHODS:
+        return [str(ApiKey.Scope.READ)]
+    return list(ApiKey.Scope.values)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -32,6 +56,28 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_lookup(raw_key=raw_key)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        if key.is_expired:
+            raise exceptions.AuthenticationFailed(
+                f"This API key expired at {key.expires_at:%Y-%m-%dT%H:%MZ}; "
+                "create a new one on your account page.",
+                code=AccountsErrorCode.API_KEY_EXPIRED,
+            )
+        needed = required_scopes(request)
+        missing = [scope for scope in needed if scope not in key.scopes]
+        if missing:
+            message = (
+                f"This API key lacks the scope {', '.join(missing)} that "
+                f"{request.method} {request.path} needs."
+            )
+            raise exceptions.PermissionDenied(
+                {
+                    "detail": message,
+                    "code": AccountsErrorCode.API_KEY_SCOPE,
+                    "required_scopes": needed,
+                    "key_scopes": list(key.scopes),
+                },
+                code=AccountsErrorCode.API_KEY_SCOPE,
+            )
         api_key_touch(key=key)
         return key.user, key
 
@@ -79,7 +125,11 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Api-Key <key>`; create keys on your account page.",
+            "description": "`Api-Key <key>`; create keys on your account page. "
+            "A key calls only what its scopes cover (`read`: GET calls; `events`: "
+            "POST /v1/events; `billing`: /v1/billing/*; other writes: all three) "
+            "— else 403 `api_key_scope_missing` — and nothing after its expiry "
+            "(401 `api_key_expired`).",
         }
 
 

@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.utils import timezone
 
 
 class UserManager(BaseUserManager):
@@ -73,13 +74,25 @@ class User(AbstractUser):
         return self.email
 
 
+def all_api_key_scopes() -> list[str]:
+    return list(ApiKey.Scope.values)
+
+
 class ApiKey(models.Model):
     """A secret an API consumer sends as ``Authorization: Api-Key <key>``.
 
     Only a SHA-256 hash of the secret is stored; the key is shown once. Keys
     are high-entropy random strings, so a fast hash is safe here (the password
     hashers' slowness defends low-entropy passwords, not 256-bit secrets).
+
+    A key may call only what its ``scopes`` cover, and nothing after
+    ``expires_at`` (``accounts.authentication.ApiKeyAuthentication``).
     """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read (recommendations, catalog, search, account)"
+        EVENTS = "events", "Events (send ratings and views)"
+        BILLING = "billing", "Billing (plans, usage, checkout)"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=80)
@@ -88,6 +101,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(default=all_api_key_scopes)
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -99,3 +114,7 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
+from datetime import datetime
 
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
@@ -44,18 +46,46 @@ def user_profile_update(*, user: User, **fields: str) -> User:
     return user
 
 
-def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
-    """Create a key and return it with the raw secret, which is never stored."""
+def api_key_create(
+    *,
+    user: User,
+    name: str,
+    scopes: Iterable[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is never stored.
+
+    ``scopes``: what the key may call (``ApiKey.Scope``; default all of them);
+    ``expires_at``: when it stops working (default never).
+    """
     name = name.strip()
     if not name:
         raise ApplicationError("Give the key a name.", detail={"name": ["Required."]})
+    requested = set(ApiKey.Scope.values if scopes is None else scopes)
+    chosen = [scope for scope in ApiKey.Scope.values if scope in requested]
+    unknown = requested - set(ApiKey.Scope.values)
+    if not chosen or unknown:
+        raise ApplicationError(
+            "Choose one or more scopes: " + ", ".join(ApiKey.Scope.values) + ".",
+            detail={"scopes": sorted(unknown) or ["Required."]},
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApplicationError(
+            "The expiry must be in the future.",
+            detail={"expires_at": ["Must be in the future."]},
+        )
     while True:
         prefix = secrets.token_hex(API_KEY_PREFIX_LENGTH // 2)
         if not ApiKey.objects.filter(prefix=prefix).exists():
             break
     secret = secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
-        user=user, name=name[:80], prefix=prefix, hashed_secret=hash_api_secret(secret)
+        user=user,
+        name=name[:80],
+        prefix=prefix,
+        hashed_secret=hash_api_secret(secret),
+        scopes=list(chosen),
+        expires_at=expires_at,
     )
     return key, f"{prefix}.{secret}"
 

@@ -8,12 +8,15 @@ from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
 from accounts.forms import ApiKeyCreateForm, ProfileForm, SignUpForm
+from accounts.lockout import AuthRateThrottle, SignupRateThrottle, page_throttled
 from apex_site.errors import ApplicationError
 
 
 def signup(request):
     if request.user.is_authenticated:
         return redirect("home")
+    if throttled := page_throttled(request, SignupRateThrottle):
+        return throttled
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
@@ -24,8 +27,16 @@ def signup(request):
 
 
 class LoginView(auth_views.LoginView):
+    """Django's login; failed attempts count towards the lock-out
+    (``accounts.lockout``), and each address's attempts are throttled."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if throttled := page_throttled(request, AuthRateThrottle):
+            return throttled
+        return super().post(request, *args, **kwargs)
 
 
 class LogoutView(auth_views.LogoutView):
@@ -69,10 +80,17 @@ def account(request):
 def api_key_create(request):
     form = ApiKeyCreateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give the key a name (up to 80 characters).")
+        if "name" in form.errors:
+            messages.error(request, "Give the key a name (up to 80 characters).")
+        for field in ("scopes", "expires_in"):
+            for error in form.errors.get(field, []):
+                messages.error(request, error)
         return redirect("accounts:account")
     _key, raw = services.api_key_create(
-        user=request.user, name=form.cleaned_data["name"]
+        user=request.user,
+        name=form.cleaned_data["name"],
+        scopes=form.cleaned_data["scopes"],
+        expires_at=form.expires_at(),
     )
     # Shown once on the next page, then gone: only its hash is stored.
     request.session["new_api_key"] = raw

@@ -10,3 +10,4 @@ class AnalyticsErrorCode(StrEnum):
     NO_ACTIVE_ARTIFACT = "no_active_artifact"
     AUDIT_DATA_MISMATCH = "audit_data_mismatch"
     NO_OFFLINE_METRICS = "no_offline_metrics"
+    NO_SERVED_SLATES = "no_served_slates"

@@ -91,8 +91,9 @@ def audit_list(*, limit: int = 60) -> list[FairnessAudit]:
     return list(FairnessAudit.objects.all()[:limit])
 
 
-def audit_latest() -> FairnessAudit | None:
-    return FairnessAudit.objects.first()
+def audit_latest(*, source: str | None = None) -> FairnessAudit | None:
+    rows = FairnessAudit.objects.all()
+    return (rows.filter(source=source) if source else rows).first()
 
 
 def offline_evaluation(*, artifact_version: str) -> OfflineEvaluation | None:

@@ -8,11 +8,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from rest_framework import status
 
 from analytics import privacy, selectors
@@ -204,3 +205,35 @@ def dp_release(
         },
     )
     return ReleaseAnswer(release=made, cached=False)
+
+
+def fairness_audit_run(*, now: datetime | None = None) -> dict[str, Any]:
+    """The periodic audit (beat, ``APEX_FAIRNESS_AUDIT_HOURS``): the current
+    artifact on held-out users, and what was served since the previous
+    served audit (at most ``APEX_FAIRNESS_AUDIT_HOURS`` back). A part that
+    has nothing to audit (no artifact, no slate) is reported, not raised."""
+    from analytics import audits
+
+    now = now or timezone.now()
+    out: dict[str, Any] = {}
+    try:
+        audit, evaluation = audits.evaluate_artifact()
+    except ApplicationError as exc:
+        out["offline"] = {"skipped": exc.code, "message": exc.message}
+    else:
+        out["offline"] = {
+            "audit_id": audit.pk,
+            "evaluation_id": evaluation.pk,
+            "alerts": len(audit.alerts),
+        }
+    window = timedelta(hours=max(settings.APEX_FAIRNESS_AUDIT_HOURS, 1))
+    last = selectors.audit_latest(source="served")
+    # the previous served audit ended when it was created
+    since = max(now - window, last.created_at) if last else now - window
+    try:
+        served = audits.audit_served(since=since, until=now)
+    except ApplicationError as exc:
+        out["served"] = {"skipped": exc.code, "message": exc.message}
+    else:
+        out["served"] = {"audit_id": served.pk, "alerts": len(served.alerts)}
+    return out

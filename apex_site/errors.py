@@ -6,14 +6,18 @@ with the matching HTTP status, whether it came from DRF, Django or our code.
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
 
 
 class ErrorCode(StrEnum):
@@ -25,6 +29,7 @@ class ErrorCode(StrEnum):
     PARSE_ERROR = "parse_error"
     NOT_FOUND = "not_found"
     SERVER_ERROR = "server_error"
+    UNAVAILABLE = "unavailable"
 
 
 class ApplicationError(Exception):
@@ -82,6 +87,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # the database is unreachable (restarting, failing over): a retry is
+        # the answer, and the idempotency key tells a stored event from a lost one
+        logger.warning("database unavailable", extra={"error": type(exc).__name__})
+        return Response(
+            error_body(ErrorCode.UNAVAILABLE, "The database is unavailable; retry."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
 
     from rest_framework.views import exception_handler  # DRF settings import us
 

@@ -15,7 +15,11 @@
 - ``data``: on a throw-away PostgreSQL + Redis: load ML-100K (or
   ml-latest-small) into the log, time private releases (each a new query;
   then its cached repeat), train a fast ensemble (itemknn + EASE, quick
-  profile) and time ``audit_fairness`` (each member and the ensemble).
+  profile) and time ``audit_fairness`` (each member and the ensemble); then
+  serve ``--served`` user lists through the real serving path
+  (``recommendations.services.user_feed``: engine, impression log) to
+  random users, flush the log, and time the served audit
+  (``audit_fairness --served``) on those slates.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ def middleware(requests: int, path: str) -> None:
         print(f"median of paired differences: {1e3 * diffs[len(diffs) // 2]:.3f} ms")
 
 
-def data(dataset: str, path: str, max_users: int, inner: bool) -> None:
+def data(dataset: str, path: str, max_users: int, inner: bool, served: int) -> None:
     if not inner:
         from scripts.servers import postgres_server, redis_server
 
@@ -137,7 +141,7 @@ def data(dataset: str, path: str, max_users: int, inner: bool) -> None:
             }
             subprocess.run(
                 [sys.executable, __file__, "data", "--dataset", dataset, "--path", path,
-                 "--max-users", str(max_users), "--inner"],
+                 "--max-users", str(max_users), "--served", str(served), "--inner"],
                 env=env, cwd=ROOT, check=True,
             )  # fmt: skip
         return
@@ -191,6 +195,45 @@ def data(dataset: str, path: str, max_users: int, inner: bool) -> None:
     for dimension, result in audit.metrics["by_group"].items():
         gap = result["gaps"].get("ndcg@10")
         print(f"  ndcg@10 gap by {dimension}: {gap}")
+    if served:
+        served_audit(served)
+
+
+def served_audit(lists: int) -> None:
+    import random
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from analytics.audits import audit_served
+    from experiments import selectors as experiment_selectors
+    from experiments import services as experiment_services
+    from recommendations import services as rec_services
+
+    since = timezone.now()
+    user_ids = list(get_user_model().objects.values_list("pk", flat=True))
+    rng = random.Random(0)
+    t0 = time.perf_counter()
+    for _ in range(lists):
+        rec_services.user_feed(
+            user_id=rng.choice(user_ids), surface="api:recommendations"
+        )
+    serve_s = time.perf_counter() - t0
+    experiment_services.impressions_flush()  # (full batches flushed already)
+    logged = experiment_selectors.impressions(since=since).count()
+    print(
+        f"served {lists} lists in {serve_s:.1f} s ({1e3 * serve_s / lists:.1f} ms "
+        f"each, one process, slates logged included); {logged} slates in the log"
+    )
+    for repeat in range(3):
+        audit = audit_served(since=since, until=timezone.now(), seed=repeat)
+        m = audit.metrics
+        print(
+            f"audit_fairness --served: {audit.seconds:.2f} s for "
+            f"{m['period']['slates_audited']} slates of {audit.users} users; gini "
+            f"{m['exposure_gini']:.3f}, coverage {m['coverage']:.3f}, long tail "
+            f"{m['long_tail_share']:.3f}"
+        )
 
 
 def release_core(path: str, repeats: int) -> None:
@@ -261,6 +304,7 @@ def main() -> None:
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--path", default=str(ROOT.parent / "shared/data/ml-100k"))
     p.add_argument("--max-users", type=int, default=2000)
+    p.add_argument("--served", type=int, default=2000, help="lists to serve")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.what == "noise":
@@ -270,7 +314,7 @@ def main() -> None:
     elif args.what == "release-core":
         release_core(args.path, args.repeats)
     else:
-        data(args.dataset, args.path, args.max_users, args.inner)
+        data(args.dataset, args.path, args.max_users, args.inner, args.served)
 
 
 if __name__ == "__main__":

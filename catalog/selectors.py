@@ -410,6 +410,11 @@ def popular_ids(*, n: int, exclude_ids: Ids = frozenset()) -> list[int]:
     return list(rows.values_list("id", flat=True)[:n])
 
 
+def movie_rating_counts() -> dict[int, int]:
+    """``{movie id: rating_count}`` for the whole catalog (one query)."""
+    return dict(Movie.objects.values_list("id", "rating_count"))
+
+
 def head_ids() -> frozenset[int]:
     """Movies in the top ``HEAD_SHARE`` by ``rating_count`` (cached 5 minutes).
 

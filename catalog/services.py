@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -181,6 +182,29 @@ def movie_rate(
         if created:
             movie_rating_stats_refresh(movie_ids=[movie_id])
     return row
+
+
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def movie_open(*, user, movie_id: int, request_id: str) -> bool:
+    """A click: ``user`` opened ``movie_id`` from the served list
+    ``request_id`` (a page link's ``?rid=``). Recorded once per user, list and
+    movie (reloading the page adds nothing); ``False`` when ``request_id`` is
+    not a request id (nothing recorded). Through ``learning``, which joins the
+    click to the slate and updates the live feed."""
+    if not REQUEST_ID.fullmatch(request_id or ""):
+        return False
+    _movie_or_error(movie_id)
+    learning_services.interaction_record(
+        user_id=user.pk,
+        movie_id=movie_id,
+        kind="click",
+        source="web",
+        idempotency_key=f"web:click:{user.pk}:{request_id}:{movie_id}",
+        request_id=request_id,
+    )
+    return True
 
 
 def movie_watchlist_set(

@@ -60,6 +60,10 @@ def movie_detail(request, movie_id: int):
         ],
     }
     if request.user.is_authenticated:
+        if "rid" in request.GET:  # opened from a served list: a click
+            services.movie_open(
+                user=request.user, movie_id=movie.pk, request_id=request.GET["rid"]
+            )
         mine = learning_selectors.user_rating(
             user_id=request.user.pk, movie_id=movie.pk
         )

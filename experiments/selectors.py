@@ -175,7 +175,9 @@ def slates_with_rewards(
     """Join each impression to the events that carry its request id.
 
     An event rewards the position of the slate that showed its movie (an
-    event whose movie the slate did not show is ignored).
+    event whose movie the slate did not show is ignored), and only when the
+    user served the slate sent it: a request id is no credential, and
+    another user's event naming it must not reward (or poison) the slate.
     """
     rows = list(rows)
     out: list[Slate] = []
@@ -194,8 +196,8 @@ def slates_with_rewards(
             ratings: list[float | None] = [None] * len(items)
             for e in by_request.get(r.request_id, ()):
                 k = position.get(e["movie_id"])
-                if k is None:
-                    continue
+                if k is None or e["user_id"] != r.user_id:
+                    continue  # not shown, or another user's event (issue 18)
                 if e["kind"] in CLICK_KINDS:
                     clicks[k] = 1
                 if e["kind"] == "rating":

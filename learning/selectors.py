@@ -374,13 +374,15 @@ def event_stream_backlog() -> dict[str, Any] | None:
 
 def events_for_requests(*, request_ids: Iterable[str]) -> list[dict[str, Any]]:
     """The events that name one of ``request_ids`` (the served list they came
-    from), oldest first: ``request_id``, ``movie_id``, ``kind``, ``value``,
-    ``occurred_at`` — what the experiments app joins to its impression log."""
+    from), oldest first: ``request_id``, ``user_id``, ``movie_id``, ``kind``,
+    ``value``, ``occurred_at`` — what the experiments app joins to its
+    impression log (only the served user's events count: any caller may send
+    any request id)."""
     ids = [r for r in set(request_ids) if r]
     if not ids:
         return []
     return list(
         Interaction.objects.filter(request_id__in=ids)
         .order_by("occurred_at", "id")
-        .values("request_id", "movie_id", "kind", "value", "occurred_at")
+        .values("request_id", "user_id", "movie_id", "kind", "value", "occurred_at")
     )

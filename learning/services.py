@@ -171,8 +171,11 @@ def interaction_record(
     source: str = "web",
     idempotency_key: str | None = None,
     occurred_at: datetime | None = None,
+    request_id: str | None = None,
 ) -> tuple[Interaction, bool]:
     """Append one live event; returns ``(row, created)``.
+
+    ``request_id``: the served list (slate) the event came from, if any.
 
     The one door for live events (pages, API). A repeated ``idempotency_key``
     (a resubmitted form, a retried API call) returns the existing row instead
@@ -205,6 +208,7 @@ def interaction_record(
                 occurred_at=occurred_at or timezone.now(),
                 source=source,
                 idempotency_key=key,
+                request_id=request_id or None,
             )
     except IntegrityError:  # lost a race with the same key
         return Interaction.objects.get(idempotency_key=key), False

@@ -2,12 +2,15 @@
 
 The consumer stays thin: it authenticates on connect, joins the user's group
 and forwards ``feed.update`` events pushed by ``services.feed_push`` and
-``billing.update`` events pushed by ``services.account_push``.
+``billing.update`` events pushed by ``services.account_push``. A tab that
+drew a pushed feed answers ``{"type": "shown", "request_id": ...}``, which
+logs that feed's slate (``services.feed_shown``; only the user's own).
 """
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from recommendations.services import feed_group_name
+from recommendations.services import feed_group_name, feed_shown
 
 
 class FeedConsumer(AsyncJsonWebsocketConsumer):
@@ -25,8 +28,15 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:
+        if not isinstance(content, dict):
+            return
         if content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+        elif content.get("type") == "shown":  # the tab drew a pushed feed
+            await database_sync_to_async(feed_shown)(
+                user_id=self.scope["user"].pk,
+                request_id=str(content.get("request_id") or "")[:64],
+            )
 
     async def feed_update(self, event: dict) -> None:
         await self.send_json({"type": "feed.update", "payload": event["payload"]})

@@ -20,6 +20,10 @@ class FeedMeta:
     artifact_version: str | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    # the serving policy: ``greedy`` | ``epsilon_greedy`` | ``thompson``, and
+    # the weights version of an experiment variant (``None``: the active one)
+    policy: str = "greedy"
+    weights_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,15 @@ class FeedItem:
 class FeedResult:
     items: list[FeedItem]
     meta: FeedMeta
+    # per item, the probability the serving policy showed it there (1 for a
+    # deterministic list; ``None``: all 1)
+    propensities: list[float] | None = None
+    # the id of the logged slate (``experiments.services.slate_record``);
+    # events that carry it are joined to this list
+    request_id: str | None = None
+    # sampled lists only: the candidates and each member's score of them
+    # (``ServedList.candidates``), logged for off-policy evaluation
+    candidates: dict[str, Any] | None = None
 
     @property
     def movie_ids(self) -> list[int]:
@@ -65,6 +78,8 @@ class Served:
     scores: list[float | None]
     reasons: list[str | None]
     meta: FeedMeta
+    propensities: list[float] | None = None  # ``None``: a deterministic list
+    candidates: dict[str, Any] | None = None  # see ``FeedResult.candidates``
 
     def keep(self, positions: list[int]) -> Served:
         """The entries at ``positions``, in that order."""
@@ -73,4 +88,8 @@ class Served:
             [self.scores[i] for i in positions],
             [self.reasons[i] for i in positions],
             self.meta,
+            None
+            if self.propensities is None
+            else [self.propensities[i] for i in positions],
+            self.candidates,
         )

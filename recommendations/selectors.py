@@ -24,6 +24,7 @@ from django.core.cache import cache
 from apex_site.errors import ApplicationError, ErrorCode
 from catalog import selectors as catalog_selectors
 from learning import selectors as learning_selectors
+from recommendations.engine.bandits.exploration import ExplorationConfig
 from recommendations.results import (
     FeedItem,
     FeedMeta,
@@ -58,16 +59,19 @@ def trending_ids(*, n: int, days: int = TRENDING_DAYS) -> list[int]:
 
 # ------------------------------------------------------------------ hydration
 def _result(served: Served, movies: Mapping[int, Any], explain: bool) -> FeedResult:
+    kept = [k for k, movie_id in enumerate(served.ids) if movie_id in movies]
     items = [
         FeedItem(
-            movie=movies[movie_id], score=score, reason=reason if explain else None
+            movie=movies[served.ids[k]],
+            score=served.scores[k],
+            reason=served.reasons[k] if explain else None,
         )
-        for movie_id, score, reason in zip(
-            served.ids, served.scores, served.reasons, strict=True
-        )
-        if movie_id in movies
+        for k in kept
     ]
-    return FeedResult(items, served.meta)
+    propensities = (
+        None if served.propensities is None else [served.propensities[k] for k in kept]
+    )
+    return FeedResult(items, served.meta, propensities, candidates=served.candidates)
 
 
 def _timed(result: FeedResult, **timings_ms: float) -> FeedResult:
@@ -75,7 +79,7 @@ def _timed(result: FeedResult, **timings_ms: float) -> FeedResult:
         **result.meta.timings_ms,
         **{k: round(v, 3) for k, v in timings_ms.items()},
     }
-    return FeedResult(result.items, replace(result.meta, timings_ms=timings))
+    return replace(result, meta=replace(result.meta, timings_ms=timings))
 
 
 def _movie_or_404(movie_id: int) -> None:
@@ -96,8 +100,16 @@ def _user_served(
     explain: bool,
     exclude_ids: Iterable[int] = (),
     what: str = "user feed",
+    exploration: ExplorationConfig | None = None,
+    member_scores: bool = False,
 ) -> Served:
     excluded = list(exclude_ids)
+    # an exploring list is random on purpose, and a list asked for its
+    # members' scores needs the engine: neither comes from the cache
+    explores = exploration is not None and exploration.enabled
+    extra: dict[str, Any] = {"exploration": exploration} if explores else {}
+    if member_scores:
+        extra["member_scores"] = True
 
     def fallback() -> tuple[list[int], str | None]:
         skip = set(excluded) | (set(history) if exclude_seen else set())
@@ -115,9 +127,10 @@ def _user_served(
             exclude_seen=exclude_seen,
             exclude_ids=tuple(excluded),
             explain=explain,
+            **extra,
         ),
         fallback,
-        cache_key=(
+        cache_key=None if extra else (
             "user", tuple(history), n, diversity, exclude_seen, explain,
             tuple(sorted(excluded)),
         ),
@@ -131,18 +144,30 @@ def feed_for(
     diversity: float | None = None,
     exclude_seen: bool = True,
     explain: bool = True,
+    weights_version: int | None = None,
+    exploration: ExplorationConfig | None = None,
+    member_scores: bool = False,
 ) -> FeedResult:
-    """The user's recommendations from their current history."""
+    """The user's recommendations from their current history.
+
+    ``weights_version`` and ``exploration``: an experiment variant's (see
+    ``experiments.selectors.Assignment``); ``meta.policy`` and
+    ``meta.weights_version`` say what was served, ``propensities`` the
+    probability of each shown item under that policy. ``member_scores``:
+    also the candidates' member scores (``FeedResult.candidates``).
+    """
     started = time.perf_counter()
     history = learning_selectors.user_history_ids(user_id=user_id)
     history_ms = 1e3 * (time.perf_counter() - started)
     served = _user_served(
-        Serving.open(),
+        Serving.open().with_weights_version(weights_version),
         history,
         n=n,
         diversity=diversity,
         exclude_seen=exclude_seen,
         explain=explain,
+        exploration=exploration,
+        member_scores=member_scores,
     )
     started = time.perf_counter()
     result = _result(served, catalog_selectors.movie_cards(served.ids), explain)
@@ -177,13 +202,21 @@ def _reordered(served: Served, ids: list[int]) -> Served:
     return served.keep([index[i] for i in ids])
 
 
-def home_rows(*, user_id: int, n: int = ROW_SIZE) -> list[FeedRow]:
+def home_rows(
+    *,
+    user_id: int,
+    n: int = ROW_SIZE,
+    weights_version: int | None = None,
+    exploration: ExplorationConfig | None = None,
+) -> list[FeedRow]:
     """The signed-in home page: rows from the user's current history.
 
     With history: for you; because you watched <latest>; trending; hidden
     gems from the long tail. Without: a cold-start row (popular movies spread
     over genres) with a prompt to rate, and trending. Rows do not repeat each
     other's movies. One WARNING per request when the engine is unavailable.
+    ``weights_version`` / ``exploration`` (an experiment variant's) apply to
+    the "For you" row only.
     """
     serving = Serving.open()
     history = learning_selectors.user_history_ids(user_id=user_id)
@@ -202,8 +235,9 @@ def home_rows(*, user_id: int, n: int = ROW_SIZE) -> list[FeedRow]:
         add(
             "for_you",
             "For you",
-            _user_served(serving, history, n=n, diversity=None, exclude_seen=True,
-                         explain=True, what="for-you row"),
+            _user_served(serving.with_weights_version(weights_version), history,
+                         n=n, diversity=None, exclude_seen=True, explain=True,
+                         what="for-you row", exploration=exploration),
         )  # fmt: skip
         latest = history[-1]
         add(

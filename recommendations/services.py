@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,18 +29,21 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
-from apex_site.errors import ApplicationError
+from apex_site.errors import ApplicationError, ErrorCode
 from catalog import selectors as catalog_selectors
+from experiments import selectors as experiment_selectors
+from experiments import services as experiment_services
 from learning import selectors as learning_selectors
 from recommendations import selectors
 from recommendations.errors import RecommendationsErrorCode as Code
 from recommendations.models import EnsembleWeights
-from recommendations.results import FeedResult
+from recommendations.results import FeedResult, FeedRow
 from recommendations.serving import broadcast
 
 logger = logging.getLogger(__name__)
@@ -75,6 +80,11 @@ def account_push(*, user_id: int, payload: dict[str, Any]) -> None:
     transaction.on_commit(send)
 
 
+def _movie_url(movie_id: int, request_id: str | None) -> str:
+    url = reverse("catalog:movie", args=[movie_id])
+    return f"{url}?rid={request_id}" if request_id else url
+
+
 def feed_payload(result: FeedResult) -> dict[str, Any]:
     """A feed as plain JSON for the websocket."""
     meta = result.meta
@@ -86,7 +96,7 @@ def feed_payload(result: FeedResult) -> dict[str, Any]:
                 "year": item.movie.year,
                 "score": item.score,
                 "reason": item.reason,
-                "url": reverse("catalog:movie", args=[item.movie.pk]),
+                "url": _movie_url(item.movie.pk, result.request_id),
                 "poster_url": catalog_selectors.poster_url(item.movie),
             }
             for item in result.items
@@ -99,7 +109,165 @@ def feed_payload(result: FeedResult) -> dict[str, Any]:
             "scorer": meta.scorer,
             "artifact_version": meta.artifact_version,
         },
+        "request_id": result.request_id,
     }
+
+
+# ------------------------------------------------------------------ slates
+def _slate(
+    result: FeedResult, *, user_id: int | None, surface: str, assignment: Any
+) -> tuple[FeedResult, dict[str, Any]]:
+    """``result`` with a new ``request_id``, and the slate that logs it
+    (``experiments.services.slate_record``'s arguments)."""
+    request_id = uuid.uuid4().hex
+    propensities = result.propensities or [1.0] * len(result.items)
+    slate = {
+        "request_id": request_id,
+        "user_id": user_id,
+        "surface": surface,
+        "items": [
+            {"movie_id": item.movie.pk, "score": item.score, "propensity": p}
+            for item, p in zip(result.items, propensities, strict=True)
+        ],
+        "policy": {
+            "weights_version": result.meta.weights_version,
+            "experiment": assignment.experiment if assignment else "",
+            "variant": assignment.variant if assignment else "",
+            "policy": result.meta.policy,
+        },
+    }
+    if result.candidates:
+        slate["candidates"] = {
+            "movie_ids": [int(i) for i in result.candidates["item_ids"]],
+            "members": result.candidates["members"],
+        }
+    return replace(result, request_id=request_id, candidates=None), slate
+
+
+def slate_log(
+    *,
+    result: FeedResult,
+    user_id: int | None,
+    surface: str,
+    assignment: Any = None,
+) -> FeedResult:
+    """Record ``result`` as one slate of the impression log
+    (``experiments.services.slate_record``: one Redis ``RPUSH``, never
+    raises) and return it with its ``request_id``, which the response or the
+    page links carry so that the events naming it are joined to the slate.
+
+    ``assignment``: the user's experiment variant
+    (``experiments.selectors.Assignment``) when ``result`` was served with it;
+    the slate then names the experiment and the variant. The weights version
+    and the policy logged are what ``result.meta`` says was served.
+    """
+    result, slate = _slate(
+        result, user_id=user_id, surface=surface, assignment=assignment
+    )
+    experiment_services.slate_record(**slate)
+    return result
+
+
+PENDING_SLATE_KEY = "recommendations:pending-slate:{}"
+PENDING_SLATE_SECONDS = 300
+
+
+def feed_shown(*, user_id: int, request_id: str) -> bool:
+    """A tab of ``user_id`` drew the live feed ``request_id``: log its slate
+    now (a push nobody sees is never logged). Once per push, whatever the
+    number of tabs; ``False`` for an unknown or expired push, or another
+    user's."""
+    key = PENDING_SLATE_KEY.format(request_id)
+    slate = cache.get(key)
+    if slate is None or slate.get("user_id") != user_id:
+        return False
+    if not cache.delete(key):  # another tab logged it first
+        return False
+    return experiment_services.slate_record(**slate)
+
+
+def user_feed(
+    *,
+    user_id: int,
+    surface: str,
+    n: int = selectors.DEFAULT_N,
+    diversity: float | None = None,
+    exclude_seen: bool = True,
+    explain: bool = True,
+    shown: bool = True,
+) -> FeedResult:
+    """The user's list as their experiment variant serves it (weights
+    version, diversity, exploration: ``experiments.selectors.assignment_for``),
+    logged as one slate (:func:`slate_log`). ``shown=False``: the list is not
+    on a screen yet (the live push); its slate waits until a tab says it drew
+    it (:func:`feed_shown`). ``meta.timings_ms["experiment"]`` is what the
+    assignment and the log cost."""
+    started = time.perf_counter()
+    assignment = experiment_selectors.assignment_for(user_id=user_id)
+    if assignment is not None and diversity is None:
+        diversity = assignment.diversity
+    experiment_ms = 1e3 * (time.perf_counter() - started)
+    result = selectors.feed_for(
+        user_id=user_id, n=n, diversity=diversity, exclude_seen=exclude_seen,
+        explain=explain,
+        weights_version=assignment.weights_version if assignment else None,
+        exploration=assignment.exploration if assignment else None,
+        member_scores=random.random() < settings.APEX_IMPRESSIONS_CANDIDATES_SHARE,
+    )  # fmt: skip
+    started = time.perf_counter()
+    result, slate = _slate(
+        result, user_id=user_id, surface=surface, assignment=assignment
+    )
+    if shown:
+        experiment_services.slate_record(**slate)
+    else:
+        cache.set(
+            PENDING_SLATE_KEY.format(result.request_id), slate, PENDING_SLATE_SECONDS
+        )
+    experiment_ms += 1e3 * (time.perf_counter() - started)
+    timings = {**result.meta.timings_ms, "experiment": round(experiment_ms, 3)}
+    return replace(result, meta=replace(result.meta, timings_ms=timings))
+
+
+def home_rows_logged(*, user_id: int) -> list[FeedRow]:
+    """The signed-in home page's rows, the "For you" row served as the
+    user's experiment variant, each row logged as a slate
+    (``page:home:<row>``)."""
+    assignment = experiment_selectors.assignment_for(user_id=user_id)
+    rows = selectors.home_rows(
+        user_id=user_id,
+        weights_version=assignment.weights_version if assignment else None,
+        exploration=assignment.exploration if assignment else None,
+    )
+    return [
+        replace(
+            row,
+            result=slate_log(
+                result=row.result,
+                user_id=user_id,
+                surface=f"page:home:{row.key}",
+                assignment=assignment if row.key == "for_you" else None,
+            ),
+        )  # fmt: skip
+        if row.result.items
+        else row
+        for row in rows
+    ]
+
+
+def movie_rows_logged(*, movie_id: int, user_id: int | None) -> list[FeedRow]:
+    """The movie page's rows, each logged as a slate (``page:movie:<row>``)."""
+    return [
+        replace(
+            row,
+            result=slate_log(
+                result=row.result, user_id=user_id, surface=f"page:movie:{row.key}"
+            ),
+        )
+        if row.result.items
+        else row
+        for row in selectors.movie_page_rows(movie_id)
+    ]
 
 
 CAUSE_VERBS = {
@@ -137,7 +305,9 @@ def feed_refresh(
     on a serving failure (the selectors serve the database fallback), so a
     retried task cannot loop on a broken model.
     """
-    payload = feed_payload(selectors.feed_for(user_id=user_id, n=n))
+    payload = feed_payload(
+        user_feed(user_id=user_id, n=n, surface="page:home:live", shown=False)
+    )
     payload["cause"] = feed_cause(event_id=event_id) if event_id else None
     feed_push(user_id=user_id, payload=payload)
     logger.info(
@@ -218,6 +388,20 @@ def ensemble_weights_apply(*, engine: Any, weights: EnsembleWeights) -> Any:
             detail={"version": weights.version, "weights": blend},
             status_code=422,
         ) from exc
+
+
+def ensemble_weights_engine(*, engine: Any, version: int) -> Any:
+    """``engine`` re-weighted with stored weights ``version`` (an experiment
+    variant's); ``ApplicationError`` ``not_found`` (404) for an unknown
+    version, else as :func:`ensemble_weights_apply`."""
+    weights = EnsembleWeights.objects.filter(version=version).first()
+    if weights is None:
+        raise ApplicationError(
+            f"No ensemble weights version {version}.",
+            code=ErrorCode.NOT_FOUND,
+            status_code=404,
+        )
+    return ensemble_weights_apply(engine=engine, weights=weights)
 
 
 def ensemble_weights_serve() -> dict[str, Any]:

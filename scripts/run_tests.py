@@ -2,7 +2,8 @@
 
 ``make test`` calls this. First the static guard rails, from the virtualenv
 that runs this script: ``lint-imports`` (the import contracts in
-pyproject.toml) and ``mypy`` (strict, on the engine); if either fails the run
+pyproject.toml), ``mypy`` (strict, on the engine) and the secret scan
+(``scripts/secret_scan.py``); if any fails the run
 stops there, before any server starts. Then, unless DATABASE_URL / REDIS_URL
 / APEX_TEST_STRIPE_API_HOST are given, it starts a private PostgreSQL
 cluster, a Redis server and stripe-mock on free loopback ports
@@ -39,8 +40,10 @@ logger = logging.getLogger("run_tests")
 STATIC_CHECKS: tuple[tuple[str, str], ...] = (
     ("import contracts (lint-imports)", "lint-imports"),
     ("engine types (mypy, strict)", "mypy"),
+    ("no secret in the repository (detect-secrets)", "python scripts/secret_scan.py"),
 )
-"""(what, the virtualenv's command); their settings are in pyproject.toml."""
+"""(what, the virtualenv's command and its arguments); their settings are in
+pyproject.toml (the secret scan's: ``.secrets.baseline``)."""
 
 
 @contextlib.contextmanager
@@ -62,14 +65,15 @@ def static_checks() -> list[str]:
     """Run every static check (all of them, even after a failure); returns
     what failed."""
     failed = []
-    for what, tool in STATIC_CHECKS:
+    for what, command in STATIC_CHECKS:
+        tool, *arguments = command.split()
         executable = VENV_BIN / tool
         with step(what):
             if not executable.exists():
                 logger.error("%s is not installed (make venv)", executable)
                 code = 127
             else:
-                code = run([str(executable)])
+                code = run([str(executable), *arguments])
         if code != 0:
             failed.append(what)
     return failed

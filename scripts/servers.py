@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -149,6 +150,33 @@ def postgres_stop(folder: Path, *, mode: str = "fast") -> None:
         check=False,
     )
     logger.info("stopped PostgreSQL")
+
+
+def postgres_restart(folder: Path, *, down_s: float = 0.0, mode: str = "fast") -> None:
+    """Stop the running cluster in ``folder`` (pg_ctl ``mode``), wait
+    ``down_s`` seconds and start it again with the options it ran with
+    (``postmaster.opts``: same port, same socket folder); returns once it
+    accepts connections. For the fault tests and benchmarks."""
+    data = folder / "data"
+    # the server's command line: the binary, then quoted arguments
+    argv = shlex.split((data / "postmaster.opts").read_text())[1:]
+    options = []
+    while argv:
+        arg = argv.pop(0)
+        if arg == "-D":
+            argv.pop(0)
+        else:
+            options.append(arg)
+    as_user = _as_postgres()
+    pg_ctl = pg_bin("pg_ctl")
+    _run([*as_user, pg_ctl, "-D", str(data), "-m", mode, "-w", "stop"], "pg_ctl stop")
+    time.sleep(down_s)
+    _run(
+        [*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w",
+         "-o", shlex.join(options), "start"],
+        "pg_ctl start",
+        folder / "log",
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -1,9 +1,21 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.views import (
+    TokenBlacklistView,
+    TokenObtainPairView,
+    TokenRefreshView,
+)
 
+from accounts.errors import AccountsErrorCode
+from accounts.lockout import (
+    AuthRateThrottle,
+    SignupRateThrottle,
+    cool_off_seconds,
+    lockout_message,
+)
 from accounts.models import User
 from accounts.services import user_profile_update, user_register
 
@@ -14,9 +26,56 @@ class UserOutputSerializer(serializers.ModelSerializer):
         fields = ("id", "email", "display_name", "age_band", "gender", "occupation")
 
 
+class LoginLockedOut(exceptions.Throttled):
+    """429 ``login_locked_out``: too many failed logins for this email from
+    this address; ``Retry-After`` is the cool-off."""
+
+    default_code = AccountsErrorCode.LOGIN_LOCKED_OUT
+
+
+class TokenObtainApi(TokenObtainPairView):
+    """simplejwt's token view, throttled per address, with the lock-out's 429
+    (axes flags the DRF request it was given: ``accounts.lockout``)."""
+
+    def get_throttles(self):
+        return [*super().get_throttles(), AuthRateThrottle()]
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed:
+            if getattr(request, "axes_locked_out", False):
+                raise LoginLockedOut(
+                    wait=cool_off_seconds(),
+                    detail=lockout_message(),
+                    code=AccountsErrorCode.LOGIN_LOCKED_OUT,
+                ) from None
+            raise
+
+
+class TokenRefreshApi(TokenRefreshView):
+    """Rotates: the answer carries a new refresh token and the one sent is
+    blacklisted (``ROTATE_REFRESH_TOKENS``, ``BLACKLIST_AFTER_ROTATION``)."""
+
+    def get_throttles(self):
+        return [*super().get_throttles(), AuthRateThrottle()]
+
+
+class LogoutApi(TokenBlacklistView):
+    """Blacklists the refresh token sent: it can no longer be refreshed.
+    Access tokens already issued stay valid until they expire
+    (``APEX_JWT_ACCESS_MINUTES``)."""
+
+    def get_throttles(self):
+        return [*super().get_throttles(), AuthRateThrottle()]
+
+
 class RegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+
+    def get_throttles(self):
+        return [*super().get_throttles(), SignupRateThrottle()]
 
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField()

@@ -8,8 +8,12 @@ from accounts.services import api_key_create
 pytestmark = pytest.mark.django_db
 
 
-def _create_key_on_account_page(client, name="ci server") -> str:
-    response = client.post("/accounts/api-keys/", {"name": name}, follow=True)
+ALL_SCOPES = ["read", "events", "billing"]
+
+
+def _create_key_on_account_page(client, name="ci server", **fields) -> str:
+    data = {"name": name, "scopes": ALL_SCOPES, "expires_in": "90", **fields}
+    response = client.post("/accounts/api-keys/", data, follow=True)
     assert response.status_code == 200
     match = re.search(r'data-testid="new-api-key">([^<]+)<', response.content.decode())
     assert match, "the new key is shown on the account page"
@@ -73,7 +77,9 @@ def test_nobody_can_revoke_someone_elses_key(client, user, django_user_model):
 
 def test_a_nameless_key_is_refused(client, user):
     client.force_login(user)
-    response = client.post("/accounts/api-keys/", {"name": ""}, follow=True)
+    response = client.post(
+        "/accounts/api-keys/", {"name": "", "scopes": ALL_SCOPES}, follow=True
+    )
     assert "Give the key a name" in response.content.decode()
     assert not ApiKey.objects.exists()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
@@ -104,7 +105,10 @@ class RecommendationAnalyticsApi(APIView):
         epsilon = serializers.FloatField(
             required=False,
             min_value=0.001,
-            help_text="Privacy loss of this release (default APEX_DP_DEFAULT_EPSILON)",
+            # the monthly cap: a release can never spend more (issue 18)
+            max_value=settings.APEX_DP_EPSILON_CAP,
+            help_text="Privacy loss of this release (default "
+            "APEX_DP_DEFAULT_EPSILON); at most the monthly cap",
         )
         n = serializers.IntegerField(
             default=10, min_value=1, max_value=services.MAX_TOP_N,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -57,6 +57,18 @@ class PlatformStatusApi(APIView):
         )
 
 
+_READINESS = inline_serializer(
+    "Readiness",
+    {
+        "ready": serializers.BooleanField(),
+        "components": serializers.DictField(),
+        "failing": serializers.ListField(
+            child=serializers.CharField(), required=False, help_text="When not ready"
+        ),
+    },
+)
+
+
 class PlatformReadinessApi(APIView):
     """200 when the database and (where configured) Redis answer, else 503."""
 
@@ -68,14 +80,10 @@ class PlatformReadinessApi(APIView):
         summary="Readiness probe",
         tags=["platform"],
         responses={
-            200: inline_serializer(
-                "Readiness",
-                {
-                    "ready": serializers.BooleanField(),
-                    "components": serializers.DictField(),
-                },
+            200: _READINESS,
+            503: OpenApiResponse(
+                _READINESS, description="Not ready: `failing` names the components"
             ),
-            503: None,
         },
     )
     def get(self, request):

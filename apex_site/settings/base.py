@@ -29,6 +29,8 @@ from .integrations.experiments import *  # noqa: F403
 from .integrations.logging import *  # noqa: F403
 from .integrations.redis import *  # noqa: F403
 from .integrations.redis import REDIS_URL
+from .integrations.security import *  # noqa: F403
+from .integrations.security import APEX_TRUSTED_PROXY_COUNT
 from .integrations.stripe import *  # noqa: F403
 from .integrations.web import *  # noqa: F403
 from .paths import BASE_DIR, DATA_DIR
@@ -84,6 +86,9 @@ THIRD_PARTY_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "djstripe",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
+    "csp",
 ]
 LOCAL_APPS = [
     "accounts",
@@ -100,6 +105,7 @@ MIDDLEWARE = [
     "apex_site.timing.ServerTimingMiddleware",  # first: its `total` is the whole chain
     "analytics.slo.SloMiddleware",  # per-route latency histograms + SLO windows
     "django.middleware.security.SecurityMiddleware",
+    "accounts.middleware.RequestSizeLimitMiddleware",  # before anything reads
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -107,6 +113,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "accounts.middleware.PermissionsPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # the login page's lock-out answer
     "apex_site.throttling.RateLimitHeadersMiddleware",
     "apex_site.middleware.SyncChainMiddleware",  # last: see its docstring
 ]
@@ -137,6 +146,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The lock-out (accounts.lockout) first: it refuses a locked-out attempt
+# before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "accounts.lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -157,8 +172,9 @@ REST_FRAMEWORK = {
         "user": env_str("APEX_THROTTLE_USER", "600/min"),
     },
     "EXCEPTION_HANDLER": "apex_site.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apex_site.openapi.ApexAutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "NUM_PROXIES": APEX_TRUSTED_PROXY_COUNT,
 }
 # Seconds an API key row stays cached (0: look it up on every request).
 APEX_API_KEY_CACHE_SECONDS = env_int("APEX_API_KEY_CACHE_SECONDS", 300, minimum=0)
@@ -171,6 +187,10 @@ SIMPLE_JWT = {
     ),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": True,
+    # a refresh answers a new refresh token and revokes the one used; logout
+    # (POST /v1/auth/logout) revokes one
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "APEX API",
@@ -182,6 +202,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON, the API's format (issue 18).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
 }
 
 # ------------------------------------------------------------------ static files

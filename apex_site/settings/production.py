@@ -6,6 +6,7 @@ from .base import *  # noqa: F403
 from .environment import env_bool, env_int, env_str
 from .integrations.database import DATABASES
 from .integrations.redis import REDIS_URL
+from .integrations.security import CONTENT_SECURITY_POLICY
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
@@ -32,3 +33,16 @@ SECURE_HSTS_SECONDS = env_int(
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Behind the bundled nginx: the client address is the last X-Forwarded-For
+# entry (the throttles and the login lock-out key on it). 0 without a proxy.
+APEX_TRUSTED_PROXY_COUNT = env_int("APEX_TRUSTED_PROXY_COUNT", 1, minimum=0)
+REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": APEX_TRUSTED_PROXY_COUNT}  # noqa: F405
+# HTTPS only: a page's http:// sub-resources are fetched over https.
+if CONTENT_SECURITY_POLICY is not None:
+    CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {
+            **CONTENT_SECURITY_POLICY["DIRECTIVES"],
+            "upgrade-insecure-requests": True,
+        }
+    }

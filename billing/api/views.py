@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -110,13 +116,37 @@ class PlansApi(APIView):
 
 
 # ----------------------------------------------------------------- checkout
+@extend_schema_field(
+    {"type": "string", "enum": [str(k) for k, plan in PLANS.items() if plan.paid]}
+)
+class _PlanField(serializers.ChoiceField):
+    """Any plan key; the schema names the paid ones, the only ones Checkout
+    sells (the free plan answers 400 `plan_not_purchasable`)."""
+
+
+class _RedirectUrlField(serializers.CharField):
+    """An absolute http(s) URL Stripe sends the customer back to. One regular
+    expression is both the check and the schema's ``pattern`` (Django's
+    ``URLValidator`` refuses host names a JSON-schema ``uri`` allows, so a
+    generated client met 400s on schema-valid requests; issue 18)."""
+
+    PATTERN = r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$"
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 2048)
+        super().__init__(**kwargs)
+        self.validators.append(
+            RegexValidator(self.PATTERN, message="Enter an absolute http(s) URL.")
+        )
+
+
 class CheckoutApi(APIView):
     class CheckoutInputSerializer(serializers.Serializer):
-        plan = serializers.ChoiceField([str(k) for k in PLANS])
-        success_url = serializers.URLField(
+        plan = _PlanField([str(k) for k in PLANS])
+        success_url = _RedirectUrlField(
             required=False, help_text="Default: the account's billing page"
         )
-        cancel_url = serializers.URLField(
+        cancel_url = _RedirectUrlField(
             required=False, help_text="Default: the pricing page"
         )
 
@@ -165,7 +195,7 @@ class CheckoutApi(APIView):
 
 class PortalApi(APIView):
     class PortalInputSerializer(serializers.Serializer):
-        return_url = serializers.URLField(
+        return_url = _RedirectUrlField(
             required=False, help_text="Default: the account's billing page"
         )
 

@@ -9,6 +9,7 @@ rate otherwise) still applies.
 from __future__ import annotations
 
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
@@ -19,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apex_site.errors import ErrorSerializer
+from apex_site.openapi import PAGE_PARAMETERS, paginated
 from apex_site.pagination import StandardPagination
 from catalog import selectors
 from learning import selectors as learning_selectors
@@ -63,9 +65,21 @@ class MovieListApi(APIView):
 
     @extend_schema(
         summary="List movies",
+        operation_id="v1_catalog_movies_list",
         tags=["catalog"],
-        parameters=[InputSerializer],
-        responses={200: OutputSerializer(many=True), 400: ErrorSerializer},
+        parameters=[
+            InputSerializer,
+            OpenApiParameter(
+                "decade",
+                {"type": "integer", "minimum": 1800, "maximum": 2100, "multipleOf": 10},
+                description="A year ending in 0, e.g. 1990",
+            ),
+            *PAGE_PARAMETERS,
+        ],
+        responses={
+            200: paginated("PaginatedMovieSummaryList", OutputSerializer(many=True)),
+            400: ErrorSerializer,
+        },
     )
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -30,9 +28,7 @@ from apex_site.errors import ApplicationError, ErrorCode, ErrorSerializer
 from apex_site.responses import json_response
 from apex_site.timing import TimedApiView, stage
 from catalog import selectors as catalog_selectors
-from experiments import selectors as experiment_selectors
-from experiments import services as experiment_services
-from recommendations import selectors
+from recommendations import selectors, services
 
 
 # ------------------------------------------------------------------ input
@@ -102,6 +98,16 @@ class FeedMetaSerializer(serializers.Serializer):
         help_text="The engine's answer for this exact history and parameters "
         "came from the serving process's result cache (same artifact version "
         "and weights)"
+    )
+    policy = serializers.ChoiceField(
+        choices=["greedy", "epsilon_greedy", "thompson"],
+        help_text="How the list was chosen: `greedy` (the ranking), or an "
+        "exploring policy of the user's experiment variant",
+    )
+    weights_version = serializers.IntegerField(
+        allow_null=True,
+        help_text="The ensemble weights version of the user's experiment "
+        "variant; null: the active version",
     )
     timings_ms = serializers.DictField(
         child=serializers.FloatField(),
@@ -175,24 +181,29 @@ class EnrichedItemSerializer(RecommendedItemSerializer):
         return f"https://www.youtube.com/watch?v={key}" if key else None
 
 
+_REQUEST_ID_HELP = (
+    "Id of this served list: send it as `request_id` with the events (clicks, "
+    "ratings) it leads to"
+)
+
+
 class UserRecommendationsSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
-    request_id = serializers.CharField(
-        help_text="Id of this served list: send it as `request_id` with the "
-        "events (clicks, ratings) it leads to"
-    )
+    request_id = serializers.CharField(help_text=_REQUEST_ID_HELP)
     items = RecommendedItemSerializer(many=True)
     meta = FeedMetaSerializer()
 
 
 class SimilarMoviesSerializer(serializers.Serializer):
     movie_id = serializers.IntegerField()
+    request_id = serializers.CharField(help_text=_REQUEST_ID_HELP)
     items = RecommendedItemSerializer(many=True)
     meta = FeedMetaSerializer()
 
 
 class EnrichedSimilarMoviesSerializer(serializers.Serializer):
     movie_id = serializers.IntegerField()
+    request_id = serializers.CharField(help_text=_REQUEST_ID_HELP)
     items = EnrichedItemSerializer(many=True)
     meta = FeedMetaSerializer()
 
@@ -235,6 +246,8 @@ def meta_json(meta) -> dict:
         "scorer": meta.scorer,
         "artifact_version": meta.artifact_version,
         "cached": meta.cached,
+        "policy": meta.policy,
+        "weights_version": meta.weights_version,
         "timings_ms": {k: float(v) for k, v in meta.timings_ms.items()},
     }
 
@@ -268,6 +281,8 @@ _META = {
     "scorer": "ensemble",
     "artifact_version": "20261127T021652Z",
     "cached": False,
+    "policy": "greedy",
+    "weights_version": None,
     "timings_ms": {
         "retrieval": 1.9,
         "ranking": 2.4,
@@ -296,12 +311,9 @@ _FALLBACK_META = {
     "artifact_version": None,
     "timings_ms": {"fallback": 3.2, "history": 0.8, "hydrate": 1.1},
 }
-_PARAMS = [
-    OpenApiParameter("n", int, description="1-100 (default 10)"),
-    OpenApiParameter("diversity", float, description="0-1 MMR diversity"),
-    OpenApiParameter("exclude_seen", bool, description="default true"),
-    OpenApiParameter("explain", bool, description="default true"),
-]
+# The parameters as the views validate them: bounds, defaults and types come
+# from the serializers, so a schema-valid request is a valid one (issue 18).
+_PARAMS = [RecommendationParamsSerializer]
 _BAD_PARAMS = OpenApiResponse(
     ErrorSerializer,
     description="`invalid`: a parameter is out of range; `detail` names it",
@@ -376,21 +388,11 @@ class UserRecommendationsApi(TimedApiView):
             raise ApplicationError(
                 "No such user.", code=ErrorCode.NOT_FOUND, status_code=404
             )
-        started = time.perf_counter()
-        assignment = experiment_selectors.assignment_for(user_id=user_id)
-        if assignment is not None and params["diversity"] is None:
-            params["diversity"] = assignment.diversity
-        experiment_ms = 1e3 * (time.perf_counter() - started)
-        result = selectors.feed_for(user_id=user_id, **params)
-        started = time.perf_counter()
-        request_id = uuid.uuid4().hex
-        experiment_services.slate_record(  # one Redis RPUSH; never raises
-            request_id=request_id, user_id=user_id, surface="api:recommendations",
-            items=[{"movie_id": i.movie.pk, "score": i.score} for i in result.items],
-            policy=assignment.policy() if assignment is not None else None,
-        )  # fmt: skip
-        experiment_ms += 1e3 * (time.perf_counter() - started)
-        stage(request, "impression", experiment_ms)
+        result = services.user_feed(
+            user_id=user_id, surface="api:recommendations", **params
+        )
+        request_id = result.request_id
+        stage(request, "impression", result.meta.timings_ms.get("experiment", 0.0))
         started = time.perf_counter()
         timings = result.meta.timings_ms
         stage(request, "history", timings.get("history", 0.0))
@@ -408,7 +410,7 @@ class UserRecommendationsApi(TimedApiView):
         return response
 
 
-_SIMILAR_PARAMS = [p for p in _PARAMS if p.name != "exclude_seen"]
+_SIMILAR_PARAMS = [SimilarParamsSerializer]
 _SIMILAR_404 = OpenApiResponse(ErrorSerializer, description="No such movie")
 
 
@@ -433,6 +435,7 @@ class SimilarMoviesApi(APIView):
                 "Similar",
                 value={
                     "movie_id": 172,
+                    "request_id": "5f0c6f3e0c1b4a7f9d2e8b6a1c3d4e5f",
                     "items": [{**_ITEM, "reason": "From the Star Wars collection"}],
                     "meta": _META,
                 },
@@ -442,8 +445,17 @@ class SimilarMoviesApi(APIView):
     )
     def get(self, request, movie_id: int):
         params = _params(SimilarParamsSerializer, request)
-        result = selectors.similar_movies(movie_id, **params, enriched=self.enriched)
-        body = {"movie_id": movie_id, "items": result.items, "meta": result.meta}
+        result = services.slate_log(
+            result=selectors.similar_movies(movie_id, **params, enriched=self.enriched),
+            user_id=request.user.pk,
+            surface="api:similar",
+        )
+        body = {
+            "movie_id": movie_id,
+            "request_id": result.request_id,
+            "items": result.items,
+            "meta": result.meta,
+        }
         context = {"request": request, "explain": params["explain"]}
         return Response(self.output(body, context=context).data)
 
@@ -469,6 +481,7 @@ class EnrichedSimilarMoviesApi(SimilarMoviesApi):
                 "Enriched",
                 value={
                     "movie_id": 172,
+                    "request_id": "5f0c6f3e0c1b4a7f9d2e8b6a1c3d4e5f",
                     "items": [
                         {
                             **_ITEM,
@@ -502,7 +515,7 @@ class KnowledgeGraphApi(APIView):
     @extend_schema(
         summary="Knowledge-graph neighbours of a movie",
         tags=["recommendations"],
-        parameters=[OpenApiParameter("n", int, description="1-100 per relation")],
+        parameters=[KnowledgeGraphParamsSerializer],
         responses={
             200: KnowledgeGraphSerializer,
             400: _BAD_PARAMS,

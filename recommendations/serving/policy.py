@@ -20,6 +20,7 @@ says why.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -54,6 +55,11 @@ class Serving:
     bundle: ServingBundle | None = None
     failure: Failure | None = None
     logged: bool = False
+    # an experiment variant's weights version (``None``: the active one); the
+    # bundle's engine is then that version's re-weighted copy, and its answers
+    # are cached under the base bundle with the version in the key
+    weights_version: int | None = None
+    cache_bundle: ServingBundle | None = None
 
     @classmethod
     def open(cls) -> Serving:
@@ -65,6 +71,24 @@ class Serving:
     @property
     def engine(self) -> Any:
         return None if self.bundle is None else self.bundle.payload
+
+    def with_weights_version(self, version: int | None) -> Serving:
+        """This request served with weights ``version`` (an experiment
+        variant's). Itself when ``version`` is ``None``, when nothing is
+        loaded, or when the version cannot be applied to the loaded engine
+        (one WARNING per version and bundle; the active weights serve and
+        ``meta.weights_version`` stays ``None``, so the log says what was
+        really served)."""
+        if version is None or self.bundle is None or self.failure is not None:
+            return self
+        engine = _reweighted(self.bundle.payload, version)
+        if engine is None:
+            return self
+        return Serving(
+            bundle=replace(self.bundle, payload=engine),
+            weights_version=version,
+            cache_bundle=self.bundle,
+        )
 
     def ask(self, what: str, call: Callable[[Any], Any], *, quiet: bool = False) -> Any:
         """``call(engine)``, or ``None`` when it failed (the failure is kept
@@ -143,8 +167,11 @@ class Serving:
         started = time.perf_counter()
         if self.failure is None and self.bundle is not None:
             cache = get_result_cache() if cache_key is not None else None
+            cache_bundle = self.cache_bundle or self.bundle
+            if cache_key is not None and self.weights_version is not None:
+                cache_key = ("weights", self.weights_version, *cache_key)
             if cache is not None:
-                hit = cache.get(self.bundle, cache_key)
+                hit = cache.get(cache_bundle, cache_key)
                 if hit is not None:
                     elapsed = round(1e3 * (time.perf_counter() - started), 3)
                     return replace(
@@ -159,7 +186,7 @@ class Serving:
                     answer, 1e3 * (time.perf_counter() - started)
                 )
                 if cache is not None and not served.meta.fallback:
-                    cache.put(self.bundle, cache_key, served)
+                    cache.put(cache_bundle, cache_key, served)
                 return served
         else:
             self.warn_once(what)
@@ -189,8 +216,46 @@ class Serving:
             ),
             fallback=bool(_flag(flags, "fallback", False)),
             gate_fired=bool(_flag(flags, "gate_fired", False)),
+            policy=str(_flag(flags, "policy", "greedy")),
+            weights_version=self.weights_version,
         )
-        return Served(ids, scores, reasons, meta)
+        propensities = [float(p) for p in getattr(served, "propensities", ()) or ()]
+        if len(propensities) != len(ids):
+            propensities = []
+        candidates = getattr(served, "candidates", None)
+        return Served(
+            ids, scores, reasons, meta, propensities or None,
+            dict(candidates) if candidates else None,
+        )  # fmt: skip
+
+
+_variants_lock = threading.Lock()
+# weights version -> (the base engine it was derived from, the re-weighted
+# engine or ``None`` when the version does not apply); a new bundle (reload,
+# new active weights) is a new base, so stale entries are rebuilt lazily
+_variants: dict[int, tuple[Any, Any]] = {}
+
+
+def _reweighted(base: Any, version: int) -> Any:
+    with _variants_lock:
+        hit = _variants.get(version)
+    if hit is not None and hit[0] is base:
+        return hit[1]
+    from recommendations import services  # the serving layer sits below them
+
+    try:
+        engine = services.ensemble_weights_engine(engine=base, version=version)
+    except ApplicationError as exc:
+        logger.warning(
+            "experiment weights not applied; serving the active weights",
+            extra={"weights_version": version, "code": exc.code, "error": exc.message},
+        )
+        engine = None
+    with _variants_lock:
+        if len(_variants) > 32:  # versions of retired experiments
+            _variants.clear()
+        _variants[version] = (base, engine)
+    return engine
 
 
 def is_answer(value: Any) -> bool:

@@ -62,7 +62,13 @@
     socket.onopen = function () { retry = 1000; feed.dataset.liveState = "open"; };
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
-      if (message.type === "feed.update") render(message.payload);
+      if (message.type === "feed.update") {
+        render(message.payload);
+        // drawn: the server logs this list as an impression now
+        if (message.payload.request_id) {
+          socket.send(JSON.stringify({type: "shown", request_id: message.payload.request_id}));
+        }
+      }
     };
     socket.onclose = function () {
       feed.dataset.liveState = "closed";

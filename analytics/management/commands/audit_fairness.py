@@ -1,6 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from datetime import timedelta
 
-from analytics.audits import evaluate_artifact
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from analytics.audits import audit_served, evaluate_artifact
 from apex_site.errors import ApplicationError
 
 
@@ -10,7 +13,9 @@ class Command(BaseCommand):
         "of each member and the ensemble, and the ensemble's fairness measures "
         "(exposure Gini, coverage, long tail, calibration KL, exposure by "
         "popularity, NDCG/HR@10 per demographic group). Stores an audit row and "
-        "an offline evaluation; thresholds in settings raise alerts."
+        "an offline evaluation; thresholds in settings raise alerts. With "
+        "--served: the same fairness measures over the personalised slates "
+        "actually served (the impression log), with click-through per group."
     )
 
     def add_arguments(self, parser):
@@ -26,8 +31,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-members", action="store_true", help="evaluate the ensemble only"
         )
+        parser.add_argument(
+            "--served",
+            action="store_true",
+            help="audit the served slates of the last --hours instead",
+        )
+        parser.add_argument(
+            "--hours", type=float, default=24.0, help="with --served (default 24)"
+        )
 
     def handle(self, *args, **options):
+        if options["served"]:
+            return self._served(options)
         try:
             audit, evaluation = evaluate_artifact(
                 dataset=options["dataset"],
@@ -51,6 +66,33 @@ class Command(BaseCommand):
             f"  gini {m['exposure_gini']:.3f}, coverage {m['coverage']:.3f}, "
             f"long tail {m['long_tail_share']:.3f}, calibration KL "
             f"{m['calibration_kl']['mean']}"
+        )
+        for alert in audit.alerts:
+            self.stdout.write(self.style.WARNING(f"  ALERT {alert['message']}"))
+
+    def _served(self, options):
+        if options["hours"] <= 0:
+            raise CommandError("--hours must be positive")
+        now = timezone.now()
+        try:
+            audit = audit_served(
+                since=now - timedelta(hours=options["hours"]),
+                until=now,
+                max_slates=options["max_users"],
+                seed=options["seed"],
+            )
+        except ApplicationError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        m, period = audit.metrics, audit.metrics["period"]
+        self.stdout.write(
+            f"served audit {audit.pk}: {period['slates_audited']} of "
+            f"{period['slates_served']} slates, {audit.users} users, "
+            f"last {options['hours']:g} h, in {audit.seconds:.1f} s"
+        )
+        self.stdout.write(
+            f"  gini {m['exposure_gini']:.3f}, coverage {m['coverage']:.3f}, "
+            f"long tail {m['long_tail_share']:.3f}, calibration KL "
+            f"{m['calibration_kl']['mean']}, ctr {m['accuracy']['ctr']['mean']}"
         )
         for alert in audit.alerts:
             self.stdout.write(self.style.WARNING(f"  ALERT {alert['message']}"))

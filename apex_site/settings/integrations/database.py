@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..environment import env_bool, env_database, env_int
+from ..environment import env_bool, env_database, env_float, env_int
 from ..paths import DATA_DIR
 
 __all__ = ["DATABASES"]
@@ -24,7 +24,10 @@ if "postgresql" in DATABASES["default"]["ENGINE"] and env_bool("APEX_DB_POOL", T
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("APEX_DB_POOL_MIN", 2, minimum=0),
         "max_size": env_int("APEX_DB_POOL_MAX", 20, minimum=1),
-        "timeout": 10,
+        # how long a request waits for a connection: while PostgreSQL is down
+        # a request answers 503 (Retry-After) after this, instead of holding a
+        # web thread until the client gives up (issue 18's fault runs)
+        "timeout": env_float("APEX_DB_POOL_TIMEOUT", 3.0, minimum=0.1),
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 60, minimum=0)

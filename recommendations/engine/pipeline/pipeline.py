@@ -66,6 +66,8 @@ class PipelineResult:
     propensities: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """(n,) P(item at its position) under the serving policy (1: greedy)."""
     policy: str = "greedy"
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """(C,) the retrieval candidates the list was ranked from (dense indices)."""
 
     def __len__(self) -> int:
         return len(self.items)
@@ -124,4 +126,5 @@ class RecommendationPipeline:
             },
             propensities=np.array([r.propensity for r in rows], dtype=np.float64),
             policy=reranked.policy,
+            candidates=np.asarray(candidates.items, dtype=np.int64),
         )

@@ -40,7 +40,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,11 @@ class ServedList:
     propensities: tuple[float, ...] = ()
     """Per item, P(item at its position) under the serving policy (empty or
     all 1 without exploration)."""
+    candidates: Mapping[str, Any] | None = None
+    """When asked (``member_scores=True``): the candidates the list was ranked
+    from and each ensemble member's raw score of them, ``{"item_ids": [...],
+    "members": {name: [score per candidate]}}`` — what off-policy evaluation
+    of other blend weights replays (``bandits.blend``)."""
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -447,6 +452,7 @@ class ServingEngine:
         skipped: int,
         started: float,
         exploration: ExplorationConfig | None = None,
+        member_scores: bool = False,
     ) -> ServedList:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
@@ -461,6 +467,11 @@ class ServingEngine:
                     exploration=exploration,
                 )
             )  # fmt: skip
+            candidates = (
+                self._member_scores(history, result)
+                if member_scores and result.scorer == "ensemble"
+                else None
+            )
         except Exception as exc:  # never an exception to the caller
             logger.warning("serving pipeline failed, serving popular items: %r", exc)
             seen = history.items if exclude_seen else np.zeros(0, dtype=np.int64)
@@ -469,7 +480,30 @@ class ServingEngine:
             )
         finally:
             self._cache.history, self._cache.scores = None, {}
-        return self._wrap(result, explain, skipped, started)
+        served = self._wrap(result, explain, skipped, started)
+        return replace(served, candidates=candidates) if candidates else served
+
+    def _member_scores(
+        self, history: History, result: PipelineResult
+    ) -> dict[str, Any] | None:
+        """Each active member's raw score of the candidates (and the shown
+        items), from this request's cache where the ranking computed them."""
+        ens = self.ensemble
+        if ens is None or not len(result.candidates):
+            return None
+        cand = np.unique(np.concatenate([result.candidates, result.items]))
+        try:
+            members = {
+                name: [
+                    round(float(v), 6)
+                    for v in np.asarray(ens.members[name].score([history], cand))[0]
+                ]
+                for name in ens.active_members()
+            }
+        except Exception as exc:  # a log extra never costs the served list
+            logger.warning("member scores not logged: %r", exc)
+            return None
+        return {"item_ids": list(self._external(cand)), "members": members}
 
     def _wrap(
         self, result: PipelineResult, explain: bool, skipped: int, started: float
@@ -534,16 +568,18 @@ class ServingEngine:
         exclude_ids: Iterable[Any] = (),
         explain: bool = True,
         exploration: ExplorationConfig | None = None,
+        member_scores: bool = False,
     ) -> ServedList:
         """Top ``n`` for a user whose history (oldest first) is ``history_ids``
-        (``exploration``: see ``bandits.exploration``; off by default)."""
+        (``exploration``: see ``bandits.exploration``; off by default;
+        ``member_scores``: also return ``ServedList.candidates``)."""
         started = time.perf_counter()
         items, skipped = self._dense(history_ids)
         exclude, _ = self._dense(exclude_ids)
         return self._serve(
             History(items), n=n, diversity=diversity, exclude_seen=exclude_seen,
             exclude=exclude, explain=explain, skipped=skipped, started=started,
-            exploration=exploration,
+            exploration=exploration, member_scores=member_scores,
         )  # fmt: skip
 
     def similar(
