@@ -226,11 +226,11 @@ def audit_served(
     docstring); stores and returns the audit row. ``max_slates`` (default
     ``APEX_AUDIT_MAX_USERS``) bounds the work: a seeded sample of slates."""
     started = time.perf_counter()
-    rows = [
-        r
-        for r in experiment_selectors.impressions(since=since)
-        if r.surface in SERVED_SURFACES and (until is None or r.served_at < until)
-    ]
+    rows = list(
+        experiment_selectors.impressions(
+            since=since, until=until, surfaces=SERVED_SURFACES
+        )
+    )
     short = [r for r in rows if len(r.items) < K]
     rows = [r for r in rows if len(r.items) >= K]
     if not rows:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import status
 
-from analytics import privacy, selectors
+from analytics import audits, privacy, selectors
 from analytics.errors import AnalyticsErrorCode as Code
 from analytics.models import PrivacyBudget, PrivacyRelease
 from apex_site.errors import ApplicationError
@@ -212,8 +212,6 @@ def fairness_audit_run(*, now: datetime | None = None) -> dict[str, Any]:
     artifact on held-out users, and what was served since the previous
     served audit (at most ``APEX_FAIRNESS_AUDIT_HOURS`` back). A part that
     has nothing to audit (no artifact, no slate) is reported, not raised."""
-    from analytics import audits
-
     now = now or timezone.now()
     out: dict[str, Any] = {}
     try:

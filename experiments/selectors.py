@@ -157,9 +157,21 @@ class Slate:
         return None
 
 
-def impressions(*, experiment: str | None = None, variant: str | None = None,
-                since: datetime | None = None) -> QuerySet[Impression]:  # fmt: skip
+def impressions(
+    *,
+    experiment: str | None = None,
+    variant: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    surfaces: Iterable[str] | None = None,
+) -> QuerySet[Impression]:
+    """Logged slates, oldest first (``until`` excluded; ``surfaces``: only
+    those)."""
     qs = Impression.objects.all()
+    if until is not None:
+        qs = qs.filter(served_at__lt=until)
+    if surfaces is not None:
+        qs = qs.filter(surface__in=list(surfaces))
     if experiment is not None:
         qs = qs.filter(experiment=experiment)
     if variant is not None:

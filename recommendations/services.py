@@ -229,6 +229,28 @@ def user_feed(
     return replace(result, meta=replace(result.meta, timings_ms=timings))
 
 
+def _rows_logged(
+    rows: list[FeedRow], *, user_id: int | None, page: str, assignment: Any = None
+) -> list[FeedRow]:
+    """Each row that shows movies logged as one slate (``page:<page>:<row>``);
+    only the "For you" row is served as the variant, so only it names
+    ``assignment``."""
+    return [
+        replace(
+            row,
+            result=slate_log(
+                result=row.result,
+                user_id=user_id,
+                surface=f"page:{page}:{row.key}",
+                assignment=assignment if row.key == "for_you" else None,
+            ),
+        )  # fmt: skip
+        if row.result.items
+        else row
+        for row in rows
+    ]
+
+
 def home_rows_logged(*, user_id: int) -> list[FeedRow]:
     """The signed-in home page's rows, the "For you" row served as the
     user's experiment variant, each row logged as a slate
@@ -239,35 +261,14 @@ def home_rows_logged(*, user_id: int) -> list[FeedRow]:
         weights_version=assignment.weights_version if assignment else None,
         exploration=assignment.exploration if assignment else None,
     )
-    return [
-        replace(
-            row,
-            result=slate_log(
-                result=row.result,
-                user_id=user_id,
-                surface=f"page:home:{row.key}",
-                assignment=assignment if row.key == "for_you" else None,
-            ),
-        )  # fmt: skip
-        if row.result.items
-        else row
-        for row in rows
-    ]
+    return _rows_logged(rows, user_id=user_id, page="home", assignment=assignment)
 
 
 def movie_rows_logged(*, movie_id: int, user_id: int | None) -> list[FeedRow]:
     """The movie page's rows, each logged as a slate (``page:movie:<row>``)."""
-    return [
-        replace(
-            row,
-            result=slate_log(
-                result=row.result, user_id=user_id, surface=f"page:movie:{row.key}"
-            ),
-        )
-        if row.result.items
-        else row
-        for row in selectors.movie_page_rows(movie_id)
-    ]
+    return _rows_logged(
+        selectors.movie_page_rows(movie_id), user_id=user_id, page="movie"
+    )
 
 
 CAUSE_VERBS = {

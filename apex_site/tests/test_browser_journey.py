@@ -37,7 +37,13 @@ from playwright.sync_api import expect
 from apex_site.browser import AXE_BLOCKING_IMPACTS, axe_summary, axe_violations
 from billing.models import BillingAccount
 from billing.tests import conftest as billing_fixtures
-from billing.tests.conftest import TEST_KEY, event_body, sign, subscription
+from billing.tests.conftest import (
+    TEST_KEY,
+    event_body,
+    sign,
+    stripe_checkout_stand_in,
+    subscription,
+)
 from catalog import services as catalog_services
 from catalog.models import Credit
 from catalog.tests.factories import (
@@ -174,17 +180,7 @@ def test_a_subscriber_journey_from_sign_up_to_a_paid_plan(
     base = f"http://{production_server}"
     journey = Journey(artifacts_dir())
     page = browser_page
-    checkout_requests: list[str] = []
-
-    def stripe_checkout(route):
-        checkout_requests.append(route.request.url)
-        route.fulfill(
-            status=200,
-            content_type="text/html",
-            body="<title>Stripe Checkout</title><h1>Pay for APEX Pro</h1>",
-        )
-
-    page.route(re.compile(r"^https://checkout\.stripe\.com/.*"), stripe_checkout)
+    checkout_requests = stripe_checkout_stand_in(page)
     # every tab's script errors and Content-Security-Policy refusals
     script_errors: list[str] = []
     page.context.on("weberror", lambda e: script_errors.append(str(e.error)))

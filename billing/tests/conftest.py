@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -172,3 +173,20 @@ def subscription(
             ],
         },
     }
+
+
+def stripe_checkout_stand_in(page) -> list[str]:
+    """Answer the browser's redirect to Stripe Checkout (no internet here)
+    with a stand-in page; returns the list of URLs it answered."""
+    seen: list[str] = []
+
+    def answer(route) -> None:
+        seen.append(route.request.url)
+        route.fulfill(
+            status=200,
+            content_type="text/html",
+            body="<title>Stripe Checkout</title><h1>Pay for APEX Pro</h1>",
+        )
+
+    page.route(re.compile(r"^https://checkout\.stripe\.com/.*"), answer)
+    return seen

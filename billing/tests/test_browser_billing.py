@@ -16,7 +16,12 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import BillingAccount
-from billing.tests.conftest import event_body, sign, subscription
+from billing.tests.conftest import (
+    event_body,
+    sign,
+    stripe_checkout_stand_in,
+    subscription,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,17 +42,7 @@ def test_pricing_to_checkout_and_back_to_the_new_plan(
     browser_page, live_server, synced_plans, webhook_endpoint
 ):
     page = browser_page
-    seen_checkout = []
-
-    def stripe_checkout(route):
-        seen_checkout.append(route.request.url)
-        route.fulfill(
-            status=200,
-            content_type="text/html",
-            body="<title>Stripe Checkout</title><h1>Pay for APEX Pro</h1>",
-        )
-
-    page.route(re.compile(r"^https://checkout\.stripe\.com/.*"), stripe_checkout)
+    seen_checkout = stripe_checkout_stand_in(page)
 
     page.goto(f"{live_server.url}/accounts/signup/")
     page.get_by_label("Email address").fill("ada@example.com")
