@@ -7,6 +7,8 @@ Loads an ensemble saved by ``python -m recommendations.engine ablation ...
 task, and compares weight choices made on validation only:
 
 - ``dr`` / ``ndcg``: the ablation's two objectives over the given members;
+- ``dr joint``: DR with the weights searched under every popularity
+  correction (``correction_search="joint"``) instead of at ``beta = 0``;
 - ``valid-top``: members whose own validation NDCG@10 is at least
   ``--keep`` x the best member's (member inclusion decided on validation),
   then DR.
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     base = list(ensemble.config.members)  # type: ignore[attr-defined]
     best_valid = max(s["valid_ndcg@10"] for s in single.values())
     kept = [n for n in members if single[n]["valid_ndcg@10"] >= args.keep * best_valid]
-    variants = {"dr": (base, "dr"), "ndcg": (base, "ndcg")}
+    variants = {"dr": (base, "dr"), "ndcg": (base, "ndcg"), "dr joint": (base, "dr")}
     if args.extra:
         variants |= {
             "dr +extra": ([*base, *args.extra.split(",")], "dr"),
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         sel = select_weights(
             {n: raw_valid[n] for n in names}, valid, counts, objective=objective,
             samples=args.samples, seed=args.seed, clip=100.0,
+            correction_search="joint" if label.endswith("joint") else "after",
         )  # fmt: skip
         blend = BlendData.build(
             {n: raw_test[n] for n in names}, test, counts, method=sel.normalisation
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             "weights": {n: round(float(x), 3) for n, x in sel.weights.items()},
             "normalisation": sel.normalisation,
             "beta": sel.popularity_correction,
+            "selection_seconds": round(sel.seconds, 1),
+            "valid_value": sel.value,
             "test_ndcg@10": test_ndcg,
             "long_tail": result.beyond.get("long_tail_share"),
             "ratio_vs_best_single": test_ndcg / single[best]["test_ndcg@10"],

@@ -15,6 +15,7 @@ from recommendations.engine.ensemble.selection import (
     BlendData,
     WeightSelection,
     choose_correction,
+    search_jointly,
     search_weights,
     select_weights,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "content_fallback_scores",
     "disagreement",
     "normalise",
+    "search_jointly",
     "search_weights",
     "select_weights",
 ]

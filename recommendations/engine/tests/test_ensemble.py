@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,9 +20,11 @@ from recommendations.engine.ensemble import (
     choose_correction,
     disagreement,
     normalise,
+    search_jointly,
     search_weights,
     select_weights,
 )
+from recommendations.engine.ensemble.selection import CORRECTIONS
 from recommendations.engine.errors import ConfigError
 from recommendations.engine.models import Recommender, get_model_class
 from recommendations.engine.training import Trainer
@@ -148,6 +151,31 @@ def test_selection_meets_the_best_members_long_tail_or_turns_it_off() -> None:
     off = select_weights(raw, task, counts, objective="ndcg", samples=20,
                          corrections=(0.0,))  # fmt: skip
     assert off.popularity_correction == 0.0 and off.long_tail_floor is None
+
+
+def test_joint_search_keeps_the_best_blend_that_meets_the_floor() -> None:
+    raw, task, counts = _popular_bias()
+    data = BlendData.build(raw, task, counts)
+    floor = data.long_tail_share(np.array([0.0, 1.0]))
+    result, chosen = search_jointly(data, floor, "dr", samples=20)
+    assert chosen.meets_floor and chosen.long_tail_share >= floor
+    assert {r["beta"] for r in chosen.table} == set(CORRECTIONS)
+    feasible = [r for r in chosen.table if r["long_tail_share"] >= floor]
+    assert chosen.value == max(r["value"] for r in feasible)
+    # The value is the blend's under its own correction, and the searches add up.
+    assert chosen.value == pytest.approx(
+        data.objective(result.weights, "dr", correction=chosen.beta)
+    )
+    assert result.evaluated > search_weights(data, "dr", samples=20).evaluated
+    # It never does worse than fixing the weights at beta = 0 first.
+    kw: dict[str, Any] = {"objective": "dr", "samples": 20}
+    kw["normalisations"] = ("zscore",)
+    after = select_weights(raw, task, counts, **kw)
+    joint = select_weights(raw, task, counts, correction_search="joint", **kw)
+    assert joint.value >= after.value
+    assert joint.settings["correction_search"] == "joint"
+    with pytest.raises(ConfigError, match="correction search"):
+        select_weights(raw, task, counts, correction_search="both")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------- gate
