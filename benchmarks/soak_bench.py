@@ -16,11 +16,16 @@ is available: the database fallback without one). Then:
    of the peak (a constant rate, whatever the answers: ``faults_bench.Load``)
    for ``--minutes``. Every ``--sample`` seconds the RSS of every server
    process (psutil: granian's master and workers, uvicorn, nginx, each Celery
-   worker and its pool children, beat).
+   worker and its pool children, beat), and beside the latency what the
+   servers were doing (``sample_system``): the CPU each component used (web,
+   workers, PostgreSQL, Redis, the client), the Celery queue lengths, the
+   event stream's lag and pending entries, PostgreSQL checkpoints and
+   running autovacuum workers, the load average.
 
 Report: total requests, errors (must be 0), per minute the requests, errors,
-p50 and p99 latency (ms); per process the RSS at the start and the end and
-its least-squares slope in MB/min ("flat" means about 0); the load average.
+p50 and p99 latency (ms) with the system sample beside them; per process the
+RSS at the start and the end and its least-squares slope in MB/min ("flat"
+means about 0); the load average.
 
 Usage::
 
@@ -44,7 +49,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.events_bench import cpu_share  # noqa: E402
 from benchmarks.faults_bench import Load, Sent, bring_up, log, warm  # noqa: E402
+
+QUEUES = ("default", "learning")  # the Celery queues the soak's workers drain
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -130,6 +138,97 @@ async def sample_rss(
             pass
 
 
+def system_state(stack: Any) -> dict[str, Any]:
+    """One reading of what the servers are doing (cumulative CPU seconds)."""
+    import psycopg
+    import redis
+
+    state: dict[str, Any] = {"t": time.time(), "cpu_s": stack.cpu(),
+                             "loadavg_1m": os.getloadavg()[0]}  # fmt: skip
+    try:
+        r = redis.Redis.from_url(stack.redis_url, socket_timeout=2)
+        state["queues"] = {q: int(r.llen(q)) for q in QUEUES}
+        groups = r.xinfo_groups("apex:events")
+        state["stream"] = {g["name"].decode() if isinstance(g["name"], bytes)
+                           else g["name"]: {"lag": g.get("lag"),
+                                            "pending": g.get("pending")}
+                           for g in groups}  # fmt: skip
+    except redis.RedisError as exc:
+        state["redis_error"] = str(exc)
+    try:
+        with psycopg.connect(stack.database_url, connect_timeout=2) as conn:
+            row = conn.execute(
+                "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint, "
+                "buffers_backend, (SELECT count(*) FROM pg_stat_activity "
+                "WHERE backend_type = 'autovacuum worker'), "
+                "(SELECT count(*) FROM pg_stat_activity WHERE state = 'active') "
+                "FROM pg_stat_bgwriter"
+            ).fetchone()
+        state["pg"] = dict(zip(("checkpoints", "buffers_checkpoint",
+                                "buffers_backend", "autovacuum_workers",
+                                "active_backends"), row, strict=True))  # fmt: skip
+    except psycopg.Error as exc:
+        state["pg_error"] = str(exc)
+    return state
+
+
+async def sample_system(
+    stack: Any, every: float, stop: asyncio.Event, out: list[dict[str, Any]]
+) -> None:
+    """``system_state`` every ``every`` seconds, CPU as cores used since the last."""
+    last = await asyncio.to_thread(system_state, stack)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass
+        now = await asyncio.to_thread(system_state, stack)
+        row = {k: v for k, v in now.items() if k != "cpu_s"}
+        row["cores"] = cpu_share(last["cpu_s"], now["cpu_s"], now["t"] - last["t"])
+        out.append(row)
+        last = now
+
+
+def system_per_minute(
+    rows: list[dict[str, Any]], start: float
+) -> dict[int, dict[str, Any]]:
+    """Per minute of the soak: mean cores per component, the largest queue
+    lengths and stream lag, checkpoints begun, most autovacuum workers."""
+    buckets: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        buckets.setdefault(int((row["t"] - start) // 60) + 1, []).append(row)
+    out = {}
+    for minute, group in sorted(buckets.items()):
+        cores: dict[str, list[float]] = {}
+        for row in group:
+            for k, v in row["cores"].items():
+                if isinstance(v, float | int):
+                    cores.setdefault(k, []).append(v)
+        checkpoints = [r["pg"]["checkpoints"] for r in group if "pg" in r]
+        out[minute] = {
+            "cores": {k: round(statistics.fmean(v), 2) for k, v in cores.items()},
+            "queue_max": {
+                q: max((r.get("queues", {}).get(q, 0) for r in group), default=None)
+                for q in QUEUES
+            },  # fmt: skip
+            "stream_lag_max": max(
+                (
+                    g.get("lag") or 0
+                    for r in group
+                    for g in r.get("stream", {}).values()
+                ),
+                default=None,
+            ),  # fmt: skip
+            "checkpoints": checkpoints[-1] - checkpoints[0] if checkpoints else None,
+            "autovacuum_max": max(
+                (r["pg"]["autovacuum_workers"] for r in group if "pg" in r),
+                default=None,
+            ),
+            "loadavg_1m": round(group[-1]["loadavg_1m"], 1),
+        }
+    return out
+
+
 def slopes(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per process: first and last RSS, the least-squares slope (MB/min)."""
     series: dict[str, list[tuple[float, float]]] = {}
@@ -203,6 +302,8 @@ async def soak(args: argparse.Namespace, stack: Any, users: Any) -> dict[str, An
     stop = asyncio.Event()
     samples: list[dict[str, Any]] = []
     sampler = asyncio.create_task(sample_rss(stack, args.sample, stop, samples))
+    system: list[dict[str, Any]] = []
+    watcher = asyncio.create_task(sample_system(stack, args.sample, stop, system))
     runner = asyncio.create_task(load.run(stop))
     start = time.time()
     load_before = os.getloadavg()
@@ -214,7 +315,11 @@ async def soak(args: argparse.Namespace, stack: Any, users: Any) -> dict[str, An
     stop.set()
     await runner
     await sampler
+    await watcher
     minutes = per_minute(load.results, start)
+    by_minute = system_per_minute(system, start)
+    for m in minutes:
+        m["system"] = by_minute.get(m["minute"])
     errors: dict[str, int] = {}
     for s in load.results:
         if not s.ok:
@@ -232,6 +337,7 @@ async def soak(args: argparse.Namespace, stack: Any, users: Any) -> dict[str, An
         rss=slopes(samples),
         rss_samples=len(samples),
         rss_series=samples,
+        system_series=system,
         loadavg_before_after=[load_before, os.getloadavg()],
     )
     return result
@@ -244,13 +350,20 @@ def report(result: dict[str, Any]) -> str:
         f"{result['errors_by_status']}, client overloaded "
         f"{result['client_overloaded']}",
         "",
-        "minute | requests | errors | p50 ms | p99 ms",
-        "--- | --- | --- | --- | ---",
+        "minute | requests | errors | p50 ms | p99 ms | queues max (default, "
+        "learning) | stream lag max | checkpoints | autovacuum | load | cores",
+        "--- | --- | --- | --- | --- | --- | --- | --- | --- | --- | ---",
     ]
     for m in result["per_minute"]:
+        sys_ = m.get("system") or {}
+        queues = sys_.get("queue_max", {})
+        cores = sorted(sys_.get("cores", {}).items(), key=lambda kv: -kv[1])
         lines.append(
             f"{m['minute']} | {m['requests']} | {m['errors']} | {m['p50_ms']} | "
-            f"{m['p99_ms']}"
+            f"{m['p99_ms']} | {', '.join(str(queues.get(q)) for q in QUEUES)} | "
+            f"{sys_.get('stream_lag_max')} | {sys_.get('checkpoints')} | "
+            f"{sys_.get('autovacuum_max')} | {sys_.get('loadavg_1m')} | "
+            + ", ".join(f"{k} {v}" for k, v in cores[:6])
         )
     lines += [
         "",
