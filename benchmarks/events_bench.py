@@ -350,11 +350,16 @@ class Stack:
         wait_for_port(wsgi_port, "granian", timeout=90)
         wait_for_port(asgi_port, "uvicorn", timeout=90)
 
-    def start_worker(self, queue: str, concurrency: int) -> subprocess.Popen:
+    def start_worker(
+        self, queue: str, concurrency: int, nice: int = 0
+    ) -> subprocess.Popen:
+        """A Celery worker for ``queue``; ``nice`` > 0 runs it (and its pool)
+        at a lower CPU priority than the web processes."""
         node = "learner" if queue == "learning" else queue
         return self._spawn(
             f"worker-{queue}",
-            [PYTHON, "-m", "celery", "-A", "apex_site", "worker", "-Q", queue,
+            [*(["nice", "-n", str(nice)] if nice else []),
+             PYTHON, "-m", "celery", "-A", "apex_site", "worker", "-Q", queue,
              "-n", f"{node}@%h", "-l", self.log_level, "--concurrency",
              str(concurrency)],
             # INFO: Celery's "received" / "succeeded in" lines time each task

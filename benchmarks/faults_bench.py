@@ -585,8 +585,9 @@ def bring_up(args: argparse.Namespace, folder: Path) -> tuple[Stack, Any]:
     )
     stack.manage("collectstatic", "--noinput", "-v", "0")
     stack.start_production_shape(args.web_workers)
-    stack.start_worker("learning", args.worker_concurrency)
-    stack.start_worker("default", args.worker_concurrency)
+    nice = getattr(args, "worker_nice", 0)
+    stack.start_worker("learning", args.worker_concurrency, nice)
+    stack.start_worker("default", args.worker_concurrency, nice)
     stack.start_beat()
     return stack, users
 

@@ -393,6 +393,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="run the Celery workers at this nice level")  # fmt: skip
     parser.add_argument("--source", choices=("worktree", "head"), default="worktree")
     parser.add_argument("--artifacts", type=Path,
                         help="an artifacts folder to serve")  # fmt: skip
