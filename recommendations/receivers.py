@@ -20,13 +20,19 @@ def on_events_applied(
 ) -> None:
     """The online coordinator applied new events (``learning.signals.
     events_applied``): the online KAN learns from them (one learner, queue
-    ``online``), and the live feed of each user with a positive one is
-    refreshed (a watchlist toggle changes nothing served), saying what
-    caused it."""
+    ``online``), and the live feed of each user with a positive one and an
+    open feed tab is refreshed (a watchlist toggle changes nothing served;
+    a user without a tab gets the fresh list at the next request, whose
+    caches the writer dropped), saying what caused it."""
+    from recommendations.selectors import feed_tabs_open
     from recommendations.tasks import feed_refresh, online_learn
 
     for user_id, cause in users.items():
-        if cause.get("positive") and refresh_claim(user_id, cause.get("event_id")):
+        if (
+            cause.get("positive")
+            and feed_tabs_open(user_id=user_id)
+            and refresh_claim(user_id, cause.get("event_id"))
+        ):
             feed_refresh.delay(user_id, cause.get("event_id"))
     if event_ids and settings.APEX_ONLINE_LEARNING:
         try:

@@ -39,6 +39,17 @@ DEFAULT_N = 10
 ROW_SIZE = 12
 TRENDING_DAYS = 30
 _TRENDING_SECONDS = 300
+# Open feed sockets per user (``services.feed_tab_opened``). A tab pings every
+# 60 s (static/js/live_feed.js), so a count a crashed process never took back
+# lapses after TABS_TTL_S.
+TABS_KEY = "recommendations:feed-tabs:{user_id}"
+TABS_TTL_S = 180
+
+
+# ------------------------------------------------------------------ open tabs
+def feed_tabs_open(*, user_id: int) -> bool:
+    """Whether the user has a feed socket open (somewhere to push a feed)."""
+    return bool(cache.get(TABS_KEY.format(user_id=user_id)))
 
 
 # ------------------------------------------------------------------ trending

@@ -54,6 +54,36 @@ def feed_group_name(user_id: int) -> str:
     return f"feed.user.{user_id}"
 
 
+def feed_tab_opened(*, user_id: int) -> None:
+    """A feed socket opened: count it, so that events refresh this user's
+    feed (``receivers.on_events_applied``); nobody's feed is recomputed for
+    a push that no tab would receive."""
+    key = selectors.TABS_KEY.format(user_id=user_id)
+    try:
+        cache.add(key, 0, timeout=selectors.TABS_TTL_S)
+        cache.incr(key)
+        cache.touch(key, selectors.TABS_TTL_S)
+    except ValueError:  # the cache is away (it wrote nothing): nothing to count
+        logger.warning("feed tab not counted", extra={"user_id": user_id})
+
+
+def feed_tab_seen(*, user_id: int) -> None:
+    """A tab's keep-alive ping: its count outlives ``TABS_TTL_S`` again."""
+    key = selectors.TABS_KEY.format(user_id=user_id)
+    if not cache.touch(key, selectors.TABS_TTL_S):
+        cache.add(key, 1, timeout=selectors.TABS_TTL_S)  # lapsed while open
+
+
+def feed_tab_closed(*, user_id: int) -> None:
+    """A feed socket closed; the last one takes the count away."""
+    key = selectors.TABS_KEY.format(user_id=user_id)
+    try:
+        if cache.decr(key) <= 0:
+            cache.delete(key)
+    except ValueError:  # lapsed already
+        pass
+
+
 def feed_push(*, user_id: int, payload: dict) -> None:
     """Send a fresh feed to every open tab of the user, after the transaction
     that produced it commits (a rolled-back change is never announced)."""

@@ -286,11 +286,20 @@ def test_feed_refresh_sends_the_fresh_feed_to_the_users_group(
     assert payload["meta"]["fallback"] is False
 
 
+def _open_tab(request, user) -> None:
+    """As a feed socket's connect does; closed again after the test."""
+    from recommendations import services
+
+    services.feed_tab_opened(user_id=user.pk)
+    request.addfinalizer(lambda: services.feed_tab_closed(user_id=user.pk))
+
+
 def test_rating_a_movie_pushes_a_fresh_feed_to_open_tabs(
-    monkeypatch, user, django_capture_on_commit_callbacks
+    monkeypatch, request, user, django_capture_on_commit_callbacks
 ) -> None:
     """learning announces the rating after commit; the recommendations
-    receiver enqueues ``feed_refresh`` (in-process here: no worker)."""
+    receiver enqueues ``feed_refresh`` (in-process here: no worker) when the
+    user has a feed tab open, and only then."""
     from catalog import services as catalog_services
     from catalog.models import Movie
     from recommendations import services as recommendation_services
@@ -302,6 +311,11 @@ def test_rating_a_movie_pushes_a_fresh_feed_to_open_tabs(
         lambda *, user_id, payload: sent.append({"user": user_id, **payload}),
     )
     movie = Movie.objects.create(title="A film", year=1999)
+    other = Movie.objects.create(title="Another film", year=2001)
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_services.movie_rate(user=user, movie_id=other.pk, stars=5.0)
+    assert sent == []  # no tab open: no feed computed for nobody to see
+    _open_tab(request, user)
     with django_capture_on_commit_callbacks(execute=True):
         catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=4.0)
     assert len(sent) == 1 and sent[0]["user"] == user.pk
@@ -317,12 +331,14 @@ def test_rating_a_movie_pushes_a_fresh_feed_to_open_tabs(
 
 
 def test_a_rolled_back_rating_is_never_announced(
-    monkeypatch, user, django_capture_on_commit_callbacks
+    monkeypatch, request, user, django_capture_on_commit_callbacks
 ) -> None:
     from django.db import transaction
 
     from catalog import services as catalog_services
     from catalog.models import Movie
+
+    _open_tab(request, user)
 
     calls: list[int] = []
     monkeypatch.setattr(

@@ -40,6 +40,37 @@ def test_a_feed_update_travels_through_redis_to_the_socket(user, settings):
     }
 
 
+@pytest.mark.integration
+def test_open_tabs_are_counted_and_the_last_close_takes_the_count_away(user):
+    from django.core.cache import cache
+
+    from recommendations.selectors import TABS_KEY, feed_tabs_open
+
+    key = TABS_KEY.format(user_id=user.pk)
+    cache.delete(key)  # the cache outlives other tests' users of this id
+
+    async def is_open() -> bool:
+        return await sync_to_async(feed_tabs_open)(user_id=user.pk)
+
+    async def scenario():
+        first, second = _communicator(user), _communicator(user)
+        states = [await is_open()]
+        await first.connect()
+        await second.connect()
+        states.append(await is_open())
+        await first.disconnect()
+        states.append(await is_open())  # the other tab is still open
+        await sync_to_async(cache.delete)(key)  # the count lapsed...
+        await second.send_json_to({"type": "ping"})
+        assert await second.receive_json_from(timeout=5) == {"type": "pong"}
+        states.append(await is_open())  # ...and the tab's ping brought it back
+        await second.disconnect()
+        states.append(await is_open())
+        return states
+
+    assert async_to_sync(scenario)() == [False, True, True, True, False]
+
+
 def test_anonymous_sockets_are_refused():
     async def scenario():
         communicator = _communicator(AnonymousUser())

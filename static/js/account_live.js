@@ -8,7 +8,14 @@
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + location.host + "/ws/feed/");
-    socket.onopen = function () { retry = 1000; document.body.dataset.liveState = "open"; };
+    var keepAlive = null;
+    socket.onopen = function () {
+      retry = 1000;
+      document.body.dataset.liveState = "open";
+      keepAlive = setInterval(function () {
+        socket.send(JSON.stringify({type: "ping"}));
+      }, 60000);
+    };
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
       if (message.type === "billing.update" && window.htmx) {
@@ -16,6 +23,7 @@
       }
     };
     socket.onclose = function () {
+      clearInterval(keepAlive);
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
     };

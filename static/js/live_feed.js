@@ -59,7 +59,15 @@
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + location.host + "/ws/feed/");
-    socket.onopen = function () { retry = 1000; feed.dataset.liveState = "open"; };
+    var keepAlive = null;
+    socket.onopen = function () {
+      retry = 1000;
+      feed.dataset.liveState = "open";
+      // the server counts open tabs, and refreshes feeds only where one is
+      keepAlive = setInterval(function () {
+        socket.send(JSON.stringify({type: "ping"}));
+      }, 60000);
+    };
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
       if (message.type === "feed.update") {
@@ -71,6 +79,7 @@
       }
     };
     socket.onclose = function () {
+      clearInterval(keepAlive);
       feed.dataset.liveState = "closed";
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
