@@ -131,14 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("-v", "--verbose", action="store_true")
     de = sub.add_parser(
-        "debias", help="train the ensemble's members and choose weights by DR"
+        "debias", help="train the ensemble's members and choose their weights"
     )
     de.add_argument("--data", required=True, help="ml-100k | synthetic | folder | CSV")
     de.add_argument("--members", default=None, help="comma-separated member models")
     de.add_argument("--profile", choices=("quick", "full"), default="quick")
     de.add_argument("--seed", type=int, default=1)
     de.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    de.add_argument("--objective", choices=("dr", "ips", "snips", "ndcg"), default="dr")
+    de.add_argument(
+        "--objective", choices=("dr", "ips", "snips", "ndcg"), default="ndcg"
+    )
     de.add_argument("--out", required=True, help="weights JSON to write")
     de.add_argument("--save-model", default=None, metavar="DIR")
     ab = sub.add_parser("ablation", help="members, ensemble and leave-one-out report")

@@ -160,10 +160,11 @@ def test_debias_command_writes_a_proposed_version(tmp_path, capsys) -> None:
         "--save-model", str(tmp_path / "ensemble"),
     )  # fmt: skip
     version = EnsembleWeights.objects.get()
-    assert version.status == "proposed" and version.objective == "dr"
+    assert version.status == "proposed" and version.objective == "ndcg"
     assert set(version.weights) == {"pop", "itemknn", "ease"}
     assert abs(sum(version.weights.values()) - 1) < 1e-6
-    assert version.estimates["dr"]["low"] <= version.estimated_value
+    assert version.estimates["ndcg"]["low"] <= version.estimated_value
+    assert {"dr", "ips", "snips"} <= set(version.estimates)  # shown beside it
     assert version.fitted_on["source"] == "synthetic"
     assert (tmp_path / "ensemble" / "members" / "ease" / "model.json").exists()
     assert "proposed ensemble weights v1" in capsys.readouterr().out

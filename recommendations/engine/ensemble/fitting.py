@@ -28,7 +28,7 @@ def fit_ensemble_weights(
     profile: str = "quick",
     seed: int = 1,
     device: str = "cpu",
-    objective: str = "dr",
+    objective: str = "ndcg",
     save_model: str | Path | None = None,
     ties: str | None = None,
 ) -> dict[str, Any]:

@@ -5,11 +5,12 @@ docs/ABLATION_RESULTS.md`` runs, per seed:
 
 1. every member trained on its own with its ``profile`` (the fair single-model
    numbers) and scored once on the validation and the test task;
-2. the ensemble of all members with DR-selected weights (the product's
-   choice), the same members with weights chosen by plain validation NDCG@10
-   (the comparison the issue asks for), and the DR ensemble without each
-   member (weights re-selected without it) - all blended from the cached
-   member scores, so no model is trained twice;
+2. the ensemble of all members with DR-selected weights (the original
+   design), the same members with weights chosen by plain validation NDCG@10
+   (the product's default since issue 19: ``EnsembleConfig.objective``),
+   and the DR ensemble without each member (weights re-selected without
+   it) - all blended from the cached member scores, so no model is trained
+   twice;
 3. the uncertainty gate calibrated on validation and applied on test.
 
 It writes a Markdown report, a PNG chart of NDCG@10 per model and per
@@ -107,8 +108,9 @@ def run_seed(
 ) -> dict[str, Any]:
     """Everything the report needs for one seed (see module docstring).
 
-    ``save_ensemble``: also save the DR-weighted ensemble of this seed's
-    members there (e.g. for the serving fidelity benchmark).
+    ``save_ensemble``: also save the ensemble of this seed's members with the
+    product's default selection (``EnsembleConfig``) there (e.g. for the
+    serving fidelity benchmark).
     """
     valid, test = split.validation_task(), split.test_task()
     train: Interactions = split.train
@@ -178,7 +180,7 @@ def run_seed(
         from recommendations.engine.models.ensemble import Ensemble
 
         ensemble = Ensemble(members=tuple(members), samples=samples, clip=clip)
-        ensemble.use_members(fitted, train, valid, seed=seed)  # same selection
+        ensemble.use_members(fitted, train, valid, seed=seed)  # the default's
         ensemble.save(save_ensemble)
         logger.info("saved the seed-%d ensemble to %s", seed, save_ensemble)
     ndcg_variant = blend_variant(members, "ndcg")

@@ -275,7 +275,7 @@ def test_weights_and_gate_survive_save_and_load(
 def test_fit_info_records_the_selection(ensemble: Recommender) -> None:
     info = ensemble.fit_info
     assert set(info["weights"]) == set(MEMBERS)
-    assert info["selection"]["objective"] == "dr"
+    assert info["selection"]["objective"] == "ndcg"  # the default (issue 19)
     assert set(info["selection"]["by_normalisation"]) == {"zscore", "rank"}
     assert info["gate"]["table"]
 
@@ -315,9 +315,11 @@ def test_cli_ablation_and_debias_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     weights = json.loads((tmp_path / "weights.json").read_text())
     assert sum(weights["weights"].values()) == pytest.approx(1.0)
-    assert weights["estimates"]["dr"]["value"] == pytest.approx(
+    assert weights["objective"] == "ndcg"
+    assert weights["estimates"]["ndcg"]["value"] == pytest.approx(
         weights["estimated_value"]
     )
+    assert "dr" in weights["estimates"]  # every estimate, beside the objective
 
 
 def test_ablation_runs_of_other_seeds_merge_into_one_report(

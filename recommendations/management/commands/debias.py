@@ -1,10 +1,11 @@
 """``manage.py debias``: fit the ensemble's weights and store a proposed version.
 
 Trains the member models on the data set, chooses blend weights on the
-validation events by the doubly-robust estimate (``--objective``), and writes
-an ``EnsembleWeights`` version with status ``proposed`` (activate it in the
-admin). ``python -m recommendations.engine debias`` is the same without the
-database.
+validation events (``--objective``: validation NDCG@10 by default, or the
+DR / IPS / SNIPS estimate; every estimate is stored with the version), and
+writes an ``EnsembleWeights`` version with status ``proposed`` (activate it
+in the admin). ``python -m recommendations.engine debias`` is the same
+without the database.
 
 ``--from-impressions`` chooses the weights from the system's own impression
 log instead (slate DR over the logged propensities and clicks); when the log
@@ -22,7 +23,7 @@ from recommendations.engine.errors import EngineError
 
 
 class Command(BaseCommand):
-    help = "Fit ensemble weights by doubly-robust estimation; store a proposed version."
+    help = "Fit ensemble weights on validation events; store a proposed version."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--data", default="ml-100k", help="ml-100k | folder | CSV")
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
         parser.add_argument(
-            "--objective", choices=("dr", "ips", "snips", "ndcg"), default="dr"
+            "--objective", choices=("dr", "ips", "snips", "ndcg"), default="ndcg"
         )
         parser.add_argument("--save-model", default=None, metavar="DIR")
         parser.add_argument("--notes", default="")
