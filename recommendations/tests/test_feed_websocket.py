@@ -71,6 +71,17 @@ def test_open_tabs_are_counted_and_the_last_close_takes_the_count_away(user):
     assert async_to_sync(scenario)() == [False, True, True, True, False]
 
 
+@pytest.mark.integration
+def test_the_channel_layer_outwaits_its_own_blocking_pop():
+    """redis-py 8 times reads out after 5 s by default, exactly channels_redis's
+    BZPOPMIN wait: an idle socket could drop. The layer's connections wait
+    longer than the pop."""
+    from channels_redis.core import RedisChannelLayer
+
+    pool = get_channel_layer().create_pool(0)
+    assert pool.connection_kwargs["socket_timeout"] > RedisChannelLayer.brpop_timeout
+
+
 def test_anonymous_sockets_are_refused():
     async def scenario():
         communicator = _communicator(AnonymousUser())
