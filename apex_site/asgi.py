@@ -12,6 +12,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apex_site.routing import websocket_urlpatterns  # noqa: E402
+from apex_site.warmup import load_urlconf  # noqa: E402
+
+load_urlconf()
 
 application = ProtocolTypeRouter(
     {

@@ -12,7 +12,7 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import setup_logging, worker_ready
+from celery.signals import setup_logging, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apex_site.settings.base")
 
@@ -34,6 +34,17 @@ def _use_django_logging(**_kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def _load_urlconf(**_kwargs) -> None:
+    """Import the URLconf (and the views, the serving stack) in the worker's
+    main process, before the pool forks: every pool process starts with it
+    instead of paying seconds of imports in its first task that builds a
+    URL (a feed refresh; ``apex_site/warmup.py``)."""
+    from apex_site.warmup import load_urlconf
+
+    load_urlconf()
 
 
 @app.task(name="platform.record_heartbeat", queue="default", ignore_result=False)

@@ -13,3 +13,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apex_site.settings.base")
 application = get_wsgi_application()
+
+from apex_site.warmup import load_urlconf  # noqa: E402
+
+load_urlconf()

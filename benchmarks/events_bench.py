@@ -381,6 +381,26 @@ class Stack:
         master = self.procs["uvicorn"].pid
         return [p for p in _children().get(master, []) if "spawn_main" in cmdline(p)]
 
+    def py_spy(self, binary: Path, out: Path | None, seconds: float) -> list[Path]:
+        """Sample every server process (and its pool's children) for
+        ``seconds`` with py-spy; the folded stacks, one file per process."""
+        folder = (out.parent if out else self.folder) / "py-spy"
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in ("wsgi", "uvicorn", "worker-learning", "worker-default"):
+            if name not in self.procs:
+                continue
+            path = folder / f"{name}.folded"
+            subprocess.Popen(
+                [str(binary), "record", "--pid", str(self.procs[name].pid),
+                 "--subprocesses", "--gil", "--duration", str(int(seconds)),
+                 "--rate", "100",
+                 "--format", "raw", "--nonblocking", "-o", str(path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            paths.append(path)
+        return paths
+
     # ---------------------------------------------------------- faults
     def kill_group(self, name: str) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -919,6 +939,49 @@ async def hold_socket(
             await asyncio.sleep(0.5)
 
 
+def _frame(text: str) -> str:
+    """py-spy's ``function (path/file.py:line)`` as ``function@file.py``."""
+    name, _, where = text.partition(" (")
+    return f"{name}@{where.rsplit('/', 1)[-1].split(':')[0]}"
+
+
+def _shares(counts: dict[str, int], total: int, top: int) -> list[tuple[str, float]]:
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+    return [(k, round(v / max(1, total), 3)) for k, v in ranked]
+
+
+def py_spy_summary(paths: list[Path], wait_s: float = 30.0, top: int = 25) -> dict:
+    """Per process: samples, and the functions with the most samples
+    anywhere on the stack (inclusive) and at the top of it (self)."""
+    deadline = time.time() + wait_s
+    out: dict[str, Any] = {}
+    for path in paths:
+        while not path.exists() and time.time() < deadline:
+            time.sleep(0.5)
+        if not path.exists():
+            out[path.stem] = {"error": "no py-spy output"}
+            continue
+        time.sleep(1.0)  # the file is written at the end of the recording
+        total, inclusive, own = 0, {}, {}
+        for line in path.read_text(errors="replace").splitlines():
+            stack_text, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            total += n
+            frames = [_frame(f) for f in stack_text.split(";")[1:]]
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + n
+            if frames:
+                own[frames[-1]] = own.get(frames[-1], 0) + n
+        out[path.stem] = {
+            "samples": total,
+            "inclusive": _shares(inclusive, total, top),
+            "self": _shares(own, total, top),
+        }
+    return out
+
+
 def delivery(
     sent: list[tuple[int, float, int]], sockets: dict[int, Socket]
 ) -> tuple[list[float], int, dict[int, float]]:
@@ -938,15 +1001,20 @@ async def live_feed(
     pool: Pool, users: Users, sockets: dict[int, Socket], rate: float,
     duration: float, max_events: int, wait: float, samples: int,
     rng: random.Random, accepted: dict[int, float], probe: Probe,
+    socket_rate: float = 0.0,
 ) -> dict:  # fmt: skip
+    """Events at ``rate``/s: ``socket_rate``/s from each websocket user (all
+    of ``rate`` when 0), the rest from the ingest users (no socket, no feed
+    to refresh: the load every other user puts on the stack)."""
     sent: list[tuple[int, float, int]] = []
+    background: list[int] = []
     errors: dict[str, int] = {}
     post_lat: list[float] = []
     inflight: set[asyncio.Task] = set()
     limit = asyncio.Semaphore(64)
     uids = users.sockets
 
-    async def one(uid: int, event: dict) -> None:
+    async def one(uid: int, event: dict, measured: bool = True) -> None:
         async with limit:
             body = json.dumps(event).encode()
             t = time.time()
@@ -964,7 +1032,10 @@ async def live_feed(
             post_lat.append(1e3 * (time.time() - t))
             event_id = json.loads(data)["events"][0]["id"]
             accepted[event_id] = t
-            sent.append((uid, t, event_id))
+            if measured:
+                sent.append((uid, t, event_id))
+            else:
+                background.append(event_id)
 
     visible: list[float] = []
     not_visible = 0
@@ -1021,13 +1092,27 @@ async def live_feed(
     total = min(max_events, int(rate * duration))
     sample_every = max(1, total // max(1, samples)) if samples else 0
     last_log = start
+    # which of the events come from a socket user: evenly spread
+    share = min(1.0, socket_rate * len(uids) / rate) if socket_rate > 0 else 1.0
+    measured_total = int(total * share)
+    if samples:
+        sample_every = max(1, measured_total // samples)
+    measured = 0
     for i in range(total):
         due = start + i / rate
         delay = due - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        uid = uids[i % len(uids)]
-        if sample_every and i % sample_every == sample_every // 2:
+        if int((i + 1) * share) == int(i * share):  # a user without a socket
+            uid = users.ingest[i % len(users.ingest)]
+            event = make_event(rng, users.movies, True)
+            task = asyncio.create_task(one(uid, event, measured=False))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            continue
+        uid = uids[measured % len(uids)]
+        measured += 1
+        if sample_every and measured % sample_every == sample_every // 2:
             task = asyncio.create_task(sample(uid))
         else:
             task = asyncio.create_task(one(uid, make_event(rng, users.movies, True)))
@@ -1082,12 +1167,25 @@ async def live_feed(
     updates = sum(
         1 for s in sockets.values() for r, _c in s.updates if start <= r <= deadline
     )
+    undelivered = [
+        (uid, round(t - start, 2), e) for uid, t, e in sent if e not in covered
+    ]
+    last_update = {
+        uid: max(((r - start, c) for r, c in s.updates if c is not None), default=None)
+        for uid, s in sockets.items()
+    }
     return {
         "sockets": len(uids),
         "rate_target": rate,
+        "socket_rate": socket_rate or rate / len(uids),
+        "background_events_posted": len(background),
         "events_posted": len(sent),
+        "undelivered_first": undelivered[:60],
+        "last_update_per_socket": last_update,
         "send_seconds": round(send_secs, 1),
-        "rate_achieved": round(len(sent) / send_secs, 1) if send_secs else None,
+        "rate_achieved": (
+            round((len(sent) + len(background)) / send_secs, 1) if send_secs else None
+        ),
         "post_latency_ms": dist(post_lat),
         "delivered": len(lat),
         "delivered_fraction": round(len(lat) / len(sent), 4) if sent else None,
@@ -1144,7 +1242,7 @@ async def push_path(
         )  # fmt: skip
         got = None
         while time.time() - t < 10 and got is None:
-            got = next((r for r, c in sock.updates if r >= t and c is None), None)
+            got = next((r for r, _c in sock.updates if r >= t), None)
             await asyncio.sleep(0.005)
         if got is not None:
             by_task.append(1e3 * (got - t))
@@ -1704,35 +1802,29 @@ def profile_in_process(users: Users, requests: int) -> dict:
 
 
 # ================================================================ main
-async def run_phases(
-    args: argparse.Namespace, stack: Stack, users: Users, probe: Probe, result: dict
-) -> dict[int, float]:
-    rng = random.Random(args.seed)
-    pool = Pool(stack.http_port)
-    accepted: dict[int, float] = {}  # every 202'd event id -> when it was sent
-
-    # warm both uvicorn workers (the kernel picks the worker per connection)
-    for _ in range(40):
-        uid = users.ingest[0]
-        conn = Connection(stack.http_port)
-        with contextlib.suppress(*NET_ERRORS):
-            await conn.request(
-                "POST", "/v1/events", {"Authorization": f"Api-Key {users.keys[uid]}"},
-                json.dumps(make_event(rng, users.movies)).encode(),
-            )  # fmt: skip
-        await conn.close()
-
-    # ---------------------------------------------------- 1. ingest
+async def ingest_phase(
+    args: argparse.Namespace, stack: Stack, users: Users, probe: Probe,
+    result: dict, pool: Pool, rng: random.Random, accepted: dict[int, float],
+    purge: Callable[[], int],
+) -> None:  # fmt: skip
+    """Phase 1: single-event and batched POSTs, then the coordinator's drain."""
     phase: dict[str, Any] = {"single": []}
     result["ingest"] = phase
-    windows: dict[str, tuple[float, float]] = {}
-    result["windows"] = windows
+    windows = result["windows"]
     for c in args.single_concurrency:
         cpu0, t0, l0 = stack.cpu(), time.time(), os.getloadavg()
         log(f"phase 1: single-event POSTs, concurrency {c}, {args.duration}s")
+        spy = args.py_spy and args.py_spy_phase == "ingest"
+        spies = (
+            stack.py_spy(args.py_spy, args.out, args.warmup + args.duration)
+            if spy and c == max(args.single_concurrency)
+            else []
+        )
         level = await ingest_single(
             pool, users, c, args.duration, args.warmup, rng, accepted
         )
+        if spies:
+            level["py_spy"] = await asyncio.to_thread(py_spy_summary, spies)
         level["cores_used"] = cpu_share(cpu0, stack.cpu(), time.time() - t0)
         level["loadavg_before_after"] = [l0, os.getloadavg()]
         windows[f"ingest_single_c{c}"] = (t0, time.time())
@@ -1767,15 +1859,42 @@ async def run_phases(
     drain["stream_after"] = await asyncio.to_thread(probe.backlog)
     # the feed refreshes the ingest queued that the default worker has not
     # done yet: dropped, so the live-feed phase starts with an empty queue
+    drain["purged_default_queue"] = await asyncio.to_thread(purge)
+    phase["drain"] = drain
+    log(f"  drain: {json.dumps({k: v for k, v in drain.items() if k != 'cores_used'})}")
+
+
+async def run_phases(
+    args: argparse.Namespace, stack: Stack, users: Users, probe: Probe, result: dict
+) -> dict[int, float]:
+    rng = random.Random(args.seed)
+    pool = Pool(stack.http_port)
+    accepted: dict[int, float] = {}  # every 202'd event id -> when it was sent
+
+    # warm both uvicorn workers (the kernel picks the worker per connection)
+    for _ in range(40):
+        uid = users.ingest[0]
+        conn = Connection(stack.http_port)
+        with contextlib.suppress(*NET_ERRORS):
+            await conn.request(
+                "POST", "/v1/events", {"Authorization": f"Api-Key {users.keys[uid]}"},
+                json.dumps(make_event(rng, users.movies)).encode(),
+            )  # fmt: skip
+        await conn.close()
+
+    # ---------------------------------------------------- 1. ingest
+    windows: dict[str, tuple[float, float]] = {}
+    result["windows"] = windows
     from apex_site.celery import app
 
     def purge() -> int:
         with app.connection_for_write() as conn:
             return conn.default_channel.queue_purge("default") or 0
 
-    drain["purged_default_queue"] = await asyncio.to_thread(purge)
-    phase["drain"] = drain
-    log(f"  drain: {json.dumps({k: v for k, v in drain.items() if k != 'cores_used'})}")
+    if "ingest" in args.phases:
+        await ingest_phase(
+            args, stack, users, probe, result, pool, rng, accepted, purge
+        )
 
     # ---------------------------------------------------- 2. live feed
     sockets = {uid: Socket(uid) for uid in users.sockets}
@@ -1796,39 +1915,49 @@ async def run_phases(
         f"phase 2: {len(sockets)} websockets open; {args.rate} events/s for "
         f"{args.live_seconds}s (at most {args.live_events})"
     )
-    cpu0, t0, l0 = stack.cpu(), time.time(), os.getloadavg()
-    live = await live_feed(
-        pool, users, sockets, args.rate, args.live_seconds, args.live_events,
-        args.live_wait, args.samples, rng, accepted, probe,
-    )  # fmt: skip
-    live["cores_used"] = cpu_share(cpu0, stack.cpu(), time.time() - t0)
-    live["loadavg_before_after"] = [l0, os.getloadavg()]
-    windows["live_feed"] = (t0, time.time())
-    result["live_feed"] = live
-    log(
-        f"  -> delivered {live['delivered']}/{live['events_posted']}, latency "
-        f"{live['latency_ms']}; split {json.dumps(live['split_ms'])}"
-    )
-    log(f"  recommendations reflect: {live['recommendations_reflect_ms']}")
-    log(f"  cores used: {live['cores_used']}")
-    live["push_path_quiet"] = await push_path(sockets, app)
-    log(f"  push path on a quiet stack: {live['push_path_quiet']}")
-    # the stream carries each live event how many times? (the outbox
-    # republishes every event older than its grace, published or not)
-    live["stream_vs_log"] = {
-        "stream_entries": (await asyncio.to_thread(probe.backlog) or {}).get("length"),
-        "live_rows": (
-            await asyncio.to_thread(
-                probe.sql,
-                "SELECT count(*) FROM learning_interaction "
-                "WHERE source NOT LIKE 'movielens%%'",
-            )
-        )[0][0],
-    }
-    log(f"  stream vs log: {live['stream_vs_log']}")
+    if "live" in args.phases:
+        cpu0, t0, l0 = stack.cpu(), time.time(), os.getloadavg()
+        spies = (
+            stack.py_spy(args.py_spy, args.out, args.live_seconds)
+            if args.py_spy and args.py_spy_phase == "live"
+            else []
+        )
+        live = await live_feed(
+            pool, users, sockets, args.rate, args.live_seconds, args.live_events,
+            args.live_wait, args.samples, rng, accepted, probe, args.socket_rate,
+        )  # fmt: skip
+        if spies:
+            live["py_spy"] = await asyncio.to_thread(py_spy_summary, spies)
+        live["cores_used"] = cpu_share(cpu0, stack.cpu(), time.time() - t0)
+        live["loadavg_before_after"] = [l0, os.getloadavg()]
+        windows["live_feed"] = (t0, time.time())
+        result["live_feed"] = live
+        log(
+            f"  -> delivered {live['delivered']}/{live['events_posted']}, latency "
+            f"{live['latency_ms']}; split {json.dumps(live['split_ms'])}"
+        )
+        log(f"  recommendations reflect: {live['recommendations_reflect_ms']}")
+        log(f"  cores used: {live['cores_used']}")
+        live["push_path_quiet"] = await push_path(sockets, app)
+        log(f"  push path on a quiet stack: {live['push_path_quiet']}")
+        # the stream carries each live event how many times? (the outbox
+        # republishes every event older than its grace, published or not)
+        live["stream_vs_log"] = {
+            "stream_entries": (await asyncio.to_thread(probe.backlog) or {}).get(
+                "length"
+            ),
+            "live_rows": (
+                await asyncio.to_thread(
+                    probe.sql,
+                    "SELECT count(*) FROM learning_interaction "
+                    "WHERE source NOT LIKE 'movielens%%'",
+                )
+            )[0][0],
+        }
+        log(f"  stream vs log: {live['stream_vs_log']}")
 
     # ---------------------------------------------------- 3. faults
-    if args.fault_seconds > 0:
+    if args.fault_seconds > 0 and "faults" in args.phases:
         b = await asyncio.to_thread(probe.backlog)
         log(
             f"phase 3: faults, {args.fault_rate} events/s for "
@@ -1870,6 +1999,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--sockets", type=int, default=20)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument(
+        "--socket-rate",
+        type=float,
+        default=0.0,
+        help="phase 2: events/s per websocket user; the rest of --rate comes "
+        "from the ingest users, who have no socket (0: all of --rate from "
+        "the websocket users)",
+    )
     parser.add_argument("--live-seconds", type=float, default=20.0)
     parser.add_argument("--live-events", type=int, default=4000)
     parser.add_argument("--live-wait", type=float, default=20.0)
@@ -1913,6 +2050,23 @@ def main() -> None:
         default="INFO",
         help="the Celery workers' APEX_LOG_LEVEL (INFO times tasks)",
     )
+    parser.add_argument(
+        "--phases",
+        default="ingest,live,faults",
+        help="the phases to run, comma-separated (ingest, live, faults)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        help="a py-spy binary: sample every server process (holding the GIL: "
+        "CPU, not waits) during --py-spy-phase; folded stacks beside --out",
+    )
+    parser.add_argument(
+        "--py-spy-phase",
+        choices=("live", "ingest"),
+        default="live",
+        help="ingest: the single-event POSTs at the highest concurrency",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
@@ -1926,6 +2080,9 @@ def main() -> None:
         args.out = args.out.resolve()
     args.single_concurrency = [int(x) for x in str(args.single_concurrency).split(",")]
     args.fault_at = [float(x) for x in str(args.fault_at).split(",")]
+    args.phases = {x.strip() for x in str(args.phases).split(",") if x.strip()}
+    if unknown := args.phases - {"ingest", "live", "faults"}:
+        parser.error(f"unknown phases: {sorted(unknown)}")
 
     def terminate(signum: int, _frame: Any) -> None:
         raise SystemExit(f"signal {signum}")

@@ -210,6 +210,22 @@ def event_summary(*, event_id: int) -> dict[str, Any] | None:
     )
 
 
+def newest_applied_positive_event(*, user_id: int) -> dict[str, Any] | None:
+    """``{"event_id", "movie_id", "kind"}`` of the user's applied positive
+    event with the largest id (from the real-time profile: one row read);
+    ``None`` before the coordinator applied one."""
+    recent = (
+        UserProfile.objects.filter(user_id=user_id)
+        .values_list("recent", flat=True)
+        .first()
+    )
+    positive = [e for e in recent or () if e[2] in POSITIVE_KINDS]
+    if not positive:
+        return None
+    event_id, movie_id, kind, _at = max(positive, key=lambda e: e[0])
+    return {"event_id": event_id, "movie_id": movie_id, "kind": kind}
+
+
 # ------------------------------------------------------------------ real time
 FEATURE_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1),
                    "7d": timedelta(days=7)}  # fmt: skip

@@ -24,16 +24,13 @@ def on_events_applied(
     open feed tab is refreshed (a watchlist toggle changes nothing served;
     a user without a tab gets the fresh list at the next request, whose
     caches the writer dropped), saying what caused it."""
-    from recommendations.selectors import feed_tabs_open
+    from recommendations.selectors import feed_tabs_open_many
     from recommendations.tasks import feed_refresh, online_learn
 
-    for user_id, cause in users.items():
-        if (
-            cause.get("positive")
-            and feed_tabs_open(user_id=user_id)
-            and refresh_claim(user_id, cause.get("event_id"))
-        ):
-            feed_refresh.delay(user_id, cause.get("event_id"))
+    positive = [u for u, cause in users.items() if cause.get("positive")]
+    for user_id in sorted(feed_tabs_open_many(user_ids=positive)):
+        if refresh_claim(user_id):
+            feed_refresh.delay(user_id, users[user_id].get("event_id"))
     if event_ids and settings.APEX_ONLINE_LEARNING:
         try:
             online_learn.delay(event_ids)
@@ -45,30 +42,26 @@ REFRESH_KEY = "recommendations:feed-refresh:{user_id}"
 REFRESH_TTL_S = 15  # bounds the wait should a refresh task be lost
 
 
-def refresh_claim(user_id: int, event_id: int | None) -> bool:
+def refresh_claim(user_id: int) -> bool:
     """At most one feed refresh waits per user: ``True`` when none waits (the
-    caller enqueues one); else the waiting one is told the newer cause. The
-    task releases the claim before it reads (``refresh_release``), so an
-    event after that enqueues a new refresh and one before is in its feed."""
-    key = REFRESH_KEY.format(user_id=user_id)
+    caller enqueues one). The task releases the claim before it reads
+    (``refresh_release``), and it reads what the coordinator committed
+    before announcing: an event announced while the claim is held is in the
+    waiting refresh's feed and cause, one announced after it enqueues a new
+    refresh. (The cause is read at refresh time, not carried here: two
+    learners may announce out of order.)"""
     try:
-        if cache.add(key, event_id, timeout=REFRESH_TTL_S):
-            return True
-        cache.set(key, event_id, timeout=REFRESH_TTL_S)
-        return False
+        return bool(cache.add(REFRESH_KEY.format(user_id=user_id), 1, REFRESH_TTL_S))
     except Exception:  # noqa: BLE001 - no cache: refresh anyway
         return True
 
 
-def refresh_release(user_id: int, event_id: int | None) -> int | None:
-    """Release the user's refresh claim; the newest cause it was told of."""
-    key = REFRESH_KEY.format(user_id=user_id)
+def refresh_release(user_id: int) -> None:
+    """Release the user's refresh claim (the task, before it reads)."""
     try:
-        newest = cache.get(key)
-        cache.delete(key)
-    except Exception:  # noqa: BLE001
-        return event_id
-    return newest if isinstance(newest, int) and newest > (event_id or 0) else event_id
+        cache.delete(REFRESH_KEY.format(user_id=user_id))
+    except Exception:  # noqa: BLE001 - it lapses after REFRESH_TTL_S
+        logger.warning("feed refresh claim not released", extra={"user_id": user_id})
 
 
 def on_entitlements_changed(

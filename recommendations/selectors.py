@@ -52,6 +52,14 @@ def feed_tabs_open(*, user_id: int) -> bool:
     return bool(cache.get(TABS_KEY.format(user_id=user_id)))
 
 
+def feed_tabs_open_many(*, user_ids: Iterable[int]) -> set[int]:
+    """Which of ``user_ids`` have a feed socket open (one cache read)."""
+    keys = {TABS_KEY.format(user_id=u): u for u in user_ids}
+    if not keys:
+        return set()
+    return {keys[k] for k, count in cache.get_many(list(keys)).items() if count}
+
+
 # ------------------------------------------------------------------ trending
 def trending_ids(*, n: int, days: int = TRENDING_DAYS) -> list[int]:
     """Movies with the most positive events in the log's last ``days`` days

@@ -309,10 +309,14 @@ CAUSE_VERBS = {
 }
 
 
-def feed_cause(*, event_id: int) -> dict[str, Any] | None:
-    """What caused a refresh, for the page's note ("Updated after you rated
-    Heat"); ``None`` for an unknown event."""
-    event = learning_selectors.event_summary(event_id=event_id)
+def feed_cause(*, user_id: int, event_id: int | None = None) -> dict[str, Any] | None:
+    """What a refresh of the user's feed follows, for the page's note
+    ("Updated after you rated Heat"): the user's newest applied positive
+    event, or ``event_id`` where that one is newer; ``None`` for neither."""
+    event = learning_selectors.newest_applied_positive_event(user_id=user_id)
+    if event_id and (event is None or event["event_id"] < event_id):
+        summary = learning_selectors.event_summary(event_id=event_id)
+        event = summary and {**summary, "event_id": event_id}
     if event is None:
         return None
     title = catalog_selectors.movie_titles(movie_ids=[event["movie_id"]]).get(
@@ -320,7 +324,7 @@ def feed_cause(*, event_id: int) -> dict[str, Any] | None:
     )
     verb = CAUSE_VERBS.get(event["kind"], "used")
     return {
-        "event_id": event_id,
+        "event_id": event["event_id"],
         "kind": event["kind"],
         "movie_id": event["movie_id"],
         "title": title,
@@ -332,14 +336,15 @@ def feed_refresh(
     *, user_id: int, event_id: int | None = None, n: int = selectors.ROW_SIZE
 ) -> dict[str, Any]:
     """Recompute the user's feed from their current history and push it to
-    their open tabs (with ``cause`` when ``event_id`` is given). Never raises
+    their open tabs, with its ``cause`` (``feed_cause``: the newest applied
+    positive event, which the feed covers with every older one). Never raises
     on a serving failure (the selectors serve the database fallback), so a
     retried task cannot loop on a broken model.
     """
     payload = feed_payload(
         user_feed(user_id=user_id, n=n, surface="page:home:live", shown=False)
     )
-    payload["cause"] = feed_cause(event_id=event_id) if event_id else None
+    payload["cause"] = feed_cause(user_id=user_id, event_id=event_id)
     feed_push(user_id=user_id, payload=payload)
     logger.info(
         "feed refreshed",

@@ -16,8 +16,8 @@ from recommendations import online, online_fold, receivers, services
 @shared_task(name="recommendations.feed_refresh", queue="default", ignore_result=True)
 def feed_refresh(user_id: int, event_id: int | None = None) -> None:
     """Recompute the user's feed and push it to their open tabs (``event_id``:
-    the event that caused it, for the page's note)."""
-    event_id = receivers.refresh_release(user_id, event_id)
+    the event that caused it; the page's note names the newest one)."""
+    receivers.refresh_release(user_id)
     services.feed_refresh(user_id=user_id, event_id=event_id)
 
 

@@ -245,3 +245,40 @@ def test_a_redis_outage_after_commit_never_fails_the_request(
     monkeypatch.setattr(services, "events_publish", broken)
     recorded = record(user, movies, django_capture_on_commit_callbacks)
     assert len(recorded) == 3
+
+
+def test_a_batch_updates_the_feature_tables_once_per_event(
+    user, movies, django_capture_on_commit_callbacks
+):
+    """Counts add up across batches (upserts, not overwrites), transitions
+    follow the user's positive events in order, and a second delivery of
+    the same events changes nothing."""
+    from learning.models import ItemActivity, ItemTransition
+
+    a, b, _c = movies
+    with django_capture_on_commit_callbacks(execute=False):
+        first = services.events_record(
+            user_id=user.pk,
+            events=[EventInput(kind="click", movie_id=m.pk) for m in (a, b)],
+        )
+        second = services.events_record(
+            user_id=user.pk,
+            events=[EventInput(kind="click", movie_id=m.pk) for m in (a, b)],
+        )
+    ids = [e.event_id for e in (*first, *second)]
+    assert set(coordinator._apply(ids[:2])) == set(ids[:2])
+    assert set(coordinator._apply(ids)) == set(ids[2:])  # the first two again
+    assert coordinator._apply(ids) == {}
+    pairs = dict(
+        ((t.from_movie_id, t.to_movie_id), t.count)
+        for t in ItemTransition.objects.all()
+    )
+    assert pairs == {(a.pk, b.pk): 2, (b.pk, a.pk): 1}
+    activity = {i.movie_id: i for i in ItemActivity.objects.all()}
+    assert {m: i.events for m, i in activity.items()} == {a.pk: 2, b.pk: 2}
+    assert activity[a.pk].recent == pytest.approx(2.0, rel=1e-3)
+    profile = UserProfile.objects.get(user=user)
+    assert profile.events_applied == 4 and profile.session_events == 4
+    assert [e[0] for e in profile.recent] == ids[::-1]
+    assert profile.genre_affinity == {"Drama": pytest.approx(4.0, rel=1e-3)}
+    assert AppliedEvent.objects.count() == 4

@@ -376,3 +376,63 @@ def test_the_rating_request_does_not_compute_the_feed(
     with django_capture_on_commit_callbacks(execute=True):
         row = catalog_services.movie_rate(user=user, movie_id=movie.pk, stars=5.0)
     assert row.value == 5.0
+
+
+def test_a_waiting_refresh_covers_events_announced_out_of_order(
+    monkeypatch, request, user, django_capture_on_commit_callbacks
+) -> None:
+    """Two learners may announce a user's batches out of order. The refresh
+    that waits when the second announcement arrives names the newest event
+    all the same (its cause is read when it runs, not carried by the
+    claim); an announcement after it ran enqueues the next one."""
+    from catalog.models import Movie
+    from learning import coordinator
+    from learning import services as learning_services
+    from learning.services import EventInput
+    from recommendations import receivers, tasks
+    from recommendations import services as recommendation_services
+
+    _open_tab(request, user)
+    queued: list[tuple[int, int | None]] = []
+    monkeypatch.setattr(
+        tasks.feed_refresh, "delay", lambda u, e=None: queued.append((u, e))
+    )
+    sent: list[dict] = []
+    monkeypatch.setattr(
+        recommendation_services,
+        "feed_push",
+        lambda *, user_id, payload: sent.append(payload),
+    )
+    movies = [Movie.objects.create(title=f"Film {i}", year=2000) for i in range(4)]
+    with django_capture_on_commit_callbacks(execute=False):
+        recorded = learning_services.events_record(
+            user_id=user.pk,
+            events=[EventInput(kind="click", movie_id=m.pk) for m in movies[:3]],
+        )
+    first, second, third = (e.event_id for e in recorded)
+    with django_capture_on_commit_callbacks(execute=False):
+        coordinator._apply([first, second, third])
+
+    def announce(event_id: int) -> None:
+        receivers.on_events_applied(
+            users={user.pk: {"event_id": event_id, "positive": True}},
+            event_ids=[event_id],
+        )
+
+    announce(first)
+    announce(third)  # the other learner's later batch, announced first
+    announce(second)
+    assert queued == [(user.pk, first)]  # one refresh waits
+    tasks.feed_refresh(*queued[0])
+    assert sent[-1]["cause"]["event_id"] == third
+    assert sent[-1]["cause"]["note"] == "Updated after you opened Film 2"
+
+    with django_capture_on_commit_callbacks(execute=False):
+        (fourth,) = learning_services.events_record(
+            user_id=user.pk, events=[EventInput(kind="click", movie_id=movies[3].pk)]
+        )
+        coordinator._apply([fourth.event_id])
+    announce(fourth.event_id)  # after the refresh ran: a new one
+    assert queued[-1] == (user.pk, fourth.event_id)
+    tasks.feed_refresh(*queued[-1])
+    assert sent[-1]["cause"]["event_id"] == fourth.event_id
