@@ -620,9 +620,34 @@ def movie_genre_names(*, movie_ids: Iterable[int]) -> dict[int, list[str]]:
     return out
 
 
-def existing_movie_ids(*, movie_ids: Iterable[int]) -> set[int]:
-    """The ids among ``movie_ids`` that are in the catalog (one query)."""
-    return set(Movie.objects.filter(pk__in=set(movie_ids)).values_list("pk", flat=True))
+KNOWN_MOVIES_TTL_S = 60.0
+_known_movies: dict[int, float] = {}  # movie id -> when this process last saw it
+
+
+def existing_movie_ids(*, movie_ids: Iterable[int], fresh: bool = False) -> set[int]:
+    """The ids among ``movie_ids`` that are in the catalog.
+
+    Every event write asks this (``learning.services.events_validate``), and
+    the catalog only grows in practice, so an id this process saw in the
+    catalog within ``KNOWN_MOVIES_TTL_S`` is answered from memory; the rest
+    (all of them with ``fresh``) in one query. A movie deleted within that
+    time still fails the write: the interaction log's foreign key refuses
+    it, and the writer asks again with ``fresh`` to name it."""
+    ids = set(movie_ids)
+    now = time.monotonic()
+    known = set() if fresh else {
+        i for i in ids if now - _known_movies.get(i, -math.inf) < KNOWN_MOVIES_TTL_S
+    }  # fmt: skip
+    if ids - known:
+        found = set(
+            Movie.objects.filter(pk__in=ids - known).values_list("pk", flat=True)
+        )
+        for movie_id in found:
+            _known_movies[movie_id] = now
+        for movie_id in ids - known - found:
+            _known_movies.pop(movie_id, None)
+        known |= found
+    return known
 
 
 def movie_titles(*, movie_ids: Iterable[int]) -> dict[int, str]:

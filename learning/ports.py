@@ -14,7 +14,9 @@ from typing import Protocol
 
 
 class MovieCatalog(Protocol):
-    def existing_movie_ids(self, *, movie_ids: Iterable[int]) -> set[int]: ...
+    def existing_movie_ids(
+        self, *, movie_ids: Iterable[int], fresh: bool = False
+    ) -> set[int]: ...
 
     def movie_genre_names(
         self, *, movie_ids: Iterable[int]

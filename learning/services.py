@@ -261,9 +261,10 @@ def event_errors(
 
 
 def events_validate(
-    *, events: Sequence[EventInput], now: datetime | None = None
+    *, events: Sequence[EventInput], now: datetime | None = None, fresh: bool = False
 ) -> dict[str, dict[str, list[str]]]:
-    """``{index: {field: [problem, ...]}}`` of the bad events (empty: none)."""
+    """``{index: {field: [problem, ...]}}`` of the bad events (empty: none).
+    ``fresh``: ask the catalog's database, not its memory of known movies."""
     now = now or timezone.now()
     max_age = timedelta(days=settings.APEX_EVENTS_MAX_AGE_DAYS)
     errors: dict[str, dict[str, list[str]]] = {}
@@ -271,7 +272,9 @@ def events_validate(
         problems = event_errors(event, now=now, max_age=max_age)
         if problems:
             errors[str(index)] = problems
-    known = movie_catalog().existing_movie_ids(movie_ids=[e.movie_id for e in events])
+    known = movie_catalog().existing_movie_ids(
+        movie_ids=[e.movie_id for e in events], fresh=fresh
+    )
     for index, event in enumerate(events):
         if event.movie_id not in known:
             errors.setdefault(str(index), {})["movie_id"] = [
@@ -324,14 +327,21 @@ def events_record(
         else f"{source}:{uuid.uuid4()}"
         for e in events
     ]
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                return _insert_batch(user_id, events, keys, source, now)
-        except IntegrityError:  # a concurrent call with the same keys
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        with transaction.atomic():
+            return _insert_batch(user_id, events, keys, source, now)
+    except IntegrityError:
+        # a movie deleted after the check (``existing_movie_ids`` may answer
+        # from memory): ask the catalog itself, and name it
+        errors = events_validate(events=events, fresh=True)
+        if errors:
+            raise ApplicationError(
+                f"{len(errors)} of {len(events)} events are invalid; none was "
+                "recorded.",
+                code=ErrorCode.INVALID,
+                detail={"events": errors},
+            ) from None
+        raise
 
 
 def _insert_batch(
@@ -341,47 +351,77 @@ def _insert_batch(
     source: str,
     now: datetime,
 ) -> list[RecordedEvent]:
-    existing = dict(
-        Interaction.objects.filter(idempotency_key__in=set(keys)).values_list(
-            "idempotency_key", "id"
-        )
-    )
     fresh: dict[str, Interaction] = {}
     for event, key in zip(events, keys, strict=True):
-        if key in existing or key in fresh:
-            continue
-        fresh[key] = Interaction(
-            user_id=user_id,
-            movie_id=event.movie_id,
-            kind=event.kind,
-            value=event.value,
-            occurred_at=event.occurred_at or now,
-            source=source,
-            idempotency_key=key,
-            request_id=event.request_id or None,
-        )
-    rows = Interaction.objects.bulk_create(list(fresh.values()))
-    if connection.vendor != "postgresql" and any(r.pk is None for r in rows):
-        ids = dict(
-            Interaction.objects.filter(idempotency_key__in=list(fresh)).values_list(
+        if key not in fresh:
+            fresh[key] = Interaction(
+                user_id=user_id,
+                movie_id=event.movie_id,
+                kind=event.kind,
+                value=event.value,
+                occurred_at=event.occurred_at or now,
+                source=source,
+                idempotency_key=key,
+                request_id=event.request_id or None,
+                created_at=now,
+            )
+    created = _insert_new(list(fresh.values()))
+    seen = [key for key in fresh if key not in created]
+    existing = (
+        dict(
+            Interaction.objects.filter(idempotency_key__in=seen).values_list(
                 "idempotency_key", "id"
             )
         )
-        for row in rows:
-            row.pk = ids[row.idempotency_key]
-    created_ids = {row.idempotency_key: row.pk for row in rows}
+        if seen
+        else {}
+    )
+    rows = [row for key, row in fresh.items() if key in created]
     out = []
     for key in keys:
-        if key in created_ids:
-            out.append(RecordedEvent(created_ids.pop(key), True))
+        if key in created and fresh[key].pk is None:
+            fresh[key].pk = created[key]
+            out.append(RecordedEvent(created[key], True))
         else:
-            out.append(RecordedEvent(existing.get(key) or fresh[key].pk, False))
+            out.append(RecordedEvent(created.get(key) or existing[key], False))
     logger.info(
         "events recorded",
         extra={"user_id": user_id, "new_events": len(rows), "events": len(events)},
     )
     transaction.on_commit(lambda: _after_commit(rows))
     return out
+
+
+_INSERTED_FIELDS = (
+    "user", "movie", "kind", "value", "occurred_at", "source",
+    "idempotency_key", "request_id", "created_at",
+)  # fmt: skip
+
+
+def _insert_new(rows: Sequence[Interaction]) -> dict[str, int]:
+    """Insert the rows whose idempotency key is new, in one statement
+    (``ON CONFLICT DO NOTHING RETURNING``: a concurrent call with the same
+    key makes no error and no second row); ``{key: id}`` of those inserted."""
+    if not rows:
+        return {}
+    meta = Interaction._meta
+    fields = [meta.get_field(name) for name in _INSERTED_FIELDS]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+    params = [
+        f.get_db_prep_save(getattr(row, f.attname), connection)
+        for row in rows
+        for f in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {values} "
+            f"ON CONFLICT ({quote('idempotency_key')}) DO NOTHING "
+            f"RETURNING {quote('idempotency_key')}, {quote('id')}",
+            params,
+        )
+        return {key: int(pk) for key, pk in cursor.fetchall()}
 
 
 # ------------------------------------------------------------------ after commit

@@ -313,3 +313,28 @@ def test_the_fast_parse_is_the_serializers(item):
         assert fast == EventInput(**serializer.validated_data)
         assert type(fast.value) is type(EventInput(**serializer.validated_data).value)
     assert (fast is not None) == (_CANDIDATES.index(item) < 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_for_a_movie_deleted_since_it_was_seen_is_refused(user):
+    """The catalog answers "does it exist" from memory for movies it saw in
+    the last minute; the log's foreign key still refuses one deleted since,
+    and the error names it as if the catalog had been asked."""
+    from apex_site.errors import ApplicationError
+    from learning import services
+    from learning.services import EventInput
+
+    movie, other = MovieFactory(), MovieFactory()
+    gone = movie.pk
+    click = [EventInput(kind="click", movie_id=gone)]
+    services.events_record(user_id=user.pk, events=click)  # now known
+    movie.delete()
+    with pytest.raises(ApplicationError) as refused:
+        services.events_record(
+            user_id=user.pk,
+            events=[EventInput(kind="click", movie_id=other.pk), *click],
+        )
+    assert refused.value.detail == {
+        "events": {"1": {"movie_id": [f"No movie with id {gone}."]}}
+    }
+    assert not Interaction.objects.filter(movie_id=other.pk).exists()
