@@ -1833,19 +1833,20 @@ async def ingest_phase(
             f"  -> {json.dumps({k: level[k] for k in ('req_per_s', 'latency_ms', 'errors')})}"  # noqa: E501
         )
         log(f"  cores used: {level['cores_used']}")
-    cpu0, t0, l0 = stack.cpu(), time.time(), os.getloadavg()
-    log(f"phase 1: batches of {args.batch_size}, concurrency 4, {args.duration}s")
-    level = await ingest_batch(
-        pool, users, 4, args.duration, args.batch_size, rng, accepted
-    )
-    level["cores_used"] = cpu_share(cpu0, stack.cpu(), time.time() - t0)
-    level["loadavg_before_after"] = [l0, os.getloadavg()]
-    windows["ingest_batch"] = (t0, time.time())
-    phase["batch"] = level
-    log(
-        f"  -> {json.dumps({k: level[k] for k in ('events_per_s', 'latency_ms', 'errors')})}"  # noqa: E501
-    )
-    log(f"  cores used: {level['cores_used']}")
+    if args.batch_size > 0:  # 0: no batches
+        cpu0, t0, l0 = stack.cpu(), time.time(), os.getloadavg()
+        log(f"phase 1: batches of {args.batch_size}, concurrency 4, {args.duration}s")
+        level = await ingest_batch(
+            pool, users, 4, args.duration, args.batch_size, rng, accepted
+        )
+        level["cores_used"] = cpu_share(cpu0, stack.cpu(), time.time() - t0)
+        level["loadavg_before_after"] = [l0, os.getloadavg()]
+        windows["ingest_batch"] = (t0, time.time())
+        phase["batch"] = level
+        log(
+            f"  -> {json.dumps({k: level[k] for k in ('events_per_s', 'latency_ms', 'errors')})}"  # noqa: E501
+        )
+        log(f"  cores used: {level['cores_used']}")
 
     log(f"phase 1: waiting for the coordinator to apply {len(accepted)} events")
     cpu0, t0 = stack.cpu(), time.time()
