@@ -107,6 +107,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -893,6 +894,9 @@ async def wait_applied(
 class Socket:
     user_id: int
     updates: list[tuple[float, int | None]] = field(default_factory=list)
+    computed: dict[int, float] = field(
+        default_factory=dict
+    )  # cause -> meta.computed_at
     probes: list[tuple[float, float]] = field(default_factory=list)
     connects: int = 0
     drops: list[float] = field(default_factory=list)
@@ -931,6 +935,11 @@ async def hold_socket(
                             continue
                         cause = payload.get("cause") or {}
                         sock.updates.append((now, cause.get("event_id")))
+                        computed = (payload.get("meta") or {}).get("computed_at")
+                        if computed and cause.get("event_id") is not None:
+                            sock.computed[cause["event_id"]] = datetime.fromisoformat(
+                                computed
+                            ).timestamp()
         except Exception as exc:  # noqa: BLE001 - record and reconnect
             if stop.is_set():
                 return
@@ -1157,13 +1166,24 @@ async def live_feed(
         (ids,),
     )
     sent_at = {e: t for _u, t, e in sent}
-    to_row, to_applied, to_push = [], [], []
+    user_of = {e: u for u, _t, e in sent}
+    to_row, to_applied, to_push, to_computed, computed_to_recv = [], [], [], [], []
     for event_id, created, applied in rows:
         to_row.append(1e3 * (float(created) - sent_at[event_id]))
         if applied is not None:
             to_applied.append(1e3 * (float(applied) - float(created)))
             if event_id in covered:
                 to_push.append(1e3 * (covered[event_id] - float(applied)))
+                # the covering update: when the refresh computed it (server)
+                sock = sockets[user_of[event_id]]
+                cause = next(
+                    (c for r, c in sock.updates if r == covered[event_id]), None
+                )
+                if cause in sock.computed:
+                    to_computed.append(1e3 * (sock.computed[cause] - float(applied)))
+                    computed_to_recv.append(
+                        1e3 * (covered[event_id] - sock.computed[cause])
+                    )
     updates = sum(
         1 for s in sockets.values() for r, _c in s.updates if start <= r <= deadline
     )
@@ -1196,6 +1216,8 @@ async def live_feed(
             "post_sent_to_row_created": dist(to_row),
             "row_created_to_applied": dist(to_applied),
             "applied_to_feed_update_received": dist(to_push),
+            "applied_to_feed_computed": dist(to_computed),
+            "feed_computed_to_received": dist(computed_to_recv),
         },
         "queues_sampled_every_250ms": {
             k: queue_stats(k)

@@ -345,6 +345,7 @@ def feed_refresh(
         user_feed(user_id=user_id, n=n, surface="page:home:live", shown=False)
     )
     payload["cause"] = feed_cause(user_id=user_id, event_id=event_id)
+    payload["meta"]["computed_at"] = timezone.now().isoformat()
     feed_push(user_id=user_id, payload=payload)
     logger.info(
         "feed refreshed",
