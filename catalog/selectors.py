@@ -611,13 +611,31 @@ def _year(movie: Movie | None) -> int | None:
     return movie.release_date.year if movie.release_date else None
 
 
+GENRE_NAMES_TTL_S = 60.0
+_genre_names: dict[int, tuple[float, list[str]]] = {}  # movie -> (seen, names)
+
+
 def movie_genre_names(*, movie_ids: Iterable[int]) -> dict[int, list[str]]:
-    """``{movie id: [genre name, ...]}`` for the given movies (one query)."""
+    """``{movie id: [genre name, ...]}`` for the given movies. The online
+    coordinator asks for every batch; a movie's genres read within
+    ``GENRE_NAMES_TTL_S`` come from this process's memory, the rest in one
+    query."""
+    ids = set(movie_ids)
+    now = time.monotonic()
     out: dict[int, list[str]] = {}
-    rows = Movie.genres.through.objects.filter(movie_id__in=list(movie_ids))
-    for movie_id, name in rows.values_list("movie_id", "genre__name"):
-        out.setdefault(movie_id, []).append(name)
-    return out
+    for movie_id in ids:
+        seen = _genre_names.get(movie_id)
+        if seen is not None and now - seen[0] < GENRE_NAMES_TTL_S:
+            out[movie_id] = seen[1]
+    if missing := ids - set(out):
+        read: dict[int, list[str]] = {movie_id: [] for movie_id in missing}
+        rows = Movie.genres.through.objects.filter(movie_id__in=missing)
+        for movie_id, name in rows.values_list("movie_id", "genre__name"):
+            read[movie_id].append(name)
+        for movie_id, names in read.items():
+            _genre_names[movie_id] = (now, names)
+        out.update(read)
+    return {movie_id: names for movie_id, names in out.items() if names}
 
 
 KNOWN_MOVIES_TTL_S = 60.0
