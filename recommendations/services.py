@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -35,6 +33,7 @@ from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
+from apex_site.channel_sends import group_send
 from apex_site.errors import ApplicationError, ErrorCode
 from catalog import selectors as catalog_selectors
 from experiments import selectors as experiment_selectors
@@ -89,8 +88,7 @@ def feed_push(*, user_id: int, payload: dict) -> None:
     that produced it commits (a rolled-back change is never announced)."""
 
     def send() -> None:
-        layer = get_channel_layer()
-        async_to_sync(layer.group_send)(
+        group_send(
             feed_group_name(user_id), {"type": "feed.update", "payload": payload}
         )
 
@@ -102,8 +100,7 @@ def account_push(*, user_id: int, payload: dict[str, Any]) -> None:
     channel as the feed; the billing page reloads its plan panel)."""
 
     def send() -> None:
-        layer = get_channel_layer()
-        async_to_sync(layer.group_send)(
+        group_send(
             feed_group_name(user_id), {"type": "billing.update", "payload": payload}
         )
 
