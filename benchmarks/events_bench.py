@@ -388,7 +388,8 @@ class Stack:
         folder = (out.parent if out else self.folder) / "py-spy"
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for name in ("wsgi", "uvicorn", "worker-learning", "worker-default"):
+        for name in ("wsgi", "uvicorn", "worker-learning", "worker-default",
+                     "worker-online"):  # fmt: skip
             if name not in self.procs:
                 continue
             path = folder / f"{name}.folded"
@@ -2156,12 +2157,15 @@ def main() -> None:
             stack.start_uvicorn(args.uvicorn_workers)
         stack.start_worker("learning", args.worker_concurrency)
         stack.start_worker("default", args.worker_concurrency)
+        # the online KAN's one learner, as compose runs it (a no-op here:
+        # no model artifacts, so nothing to learn; it drains its queue)
+        stack.start_worker("online", 1)
         if stack.beat:
             stack.start_beat()
         wait_for_port(stack.http_port, "uvicorn", timeout=90)
         from apex_site.celery import app
 
-        for node in ("learner", "default"):
+        for node in ("learner", "default", "online"):
             if not ping(app, node, 90):
                 raise RuntimeError(f"celery worker {node} did not answer")
         log(
