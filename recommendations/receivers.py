@@ -19,23 +19,22 @@ def on_events_applied(
     *, users: dict[int, dict[str, Any]], event_ids: list[int], **_kwargs: Any
 ) -> None:
     """The online coordinator applied new events (``learning.signals.
-    events_applied``): the online KAN learns from them (one learner, queue
-    ``online``), and the live feed of each user with a positive one and an
-    open feed tab is refreshed (a watchlist toggle changes nothing served;
-    a user without a tab gets the fresh list at the next request, whose
-    caches the writer dropped), saying what caused it."""
+    events_applied``): the online KAN learns from them (its inbox and one
+    learner, queue ``online``: ``services.online_learn_submit``), and the
+    live feed of each user with a positive one and an open feed tab is
+    refreshed (a watchlist toggle changes nothing served; a user without a
+    tab gets the fresh list at the next request, whose caches the writer
+    dropped), saying what caused it."""
     from recommendations.selectors import feed_tabs_open_many
-    from recommendations.tasks import feed_refresh, online_learn
+    from recommendations.services import online_learn_submit
+    from recommendations.tasks import feed_refresh
 
     positive = [u for u, cause in users.items() if cause.get("positive")]
     for user_id in sorted(feed_tabs_open_many(user_ids=positive)):
         if refresh_claim(user_id):
             feed_refresh.delay(user_id, users[user_id].get("event_id"))
     if event_ids and settings.APEX_ONLINE_LEARNING:
-        try:
-            online_learn.delay(event_ids)
-        except Exception:  # noqa: BLE001 - never stops the feed refresh
-            logger.warning("could not hand events to the online learner", exc_info=True)
+        online_learn_submit(event_ids=event_ids)  # never raises
 
 
 REFRESH_KEY = "recommendations:feed-refresh:{user_id}"

@@ -351,6 +351,56 @@ def feed_refresh(
     return payload
 
 
+# ------------------------------------------------------------------ online KAN
+ONLINE_KICK_KEY = "recommendations:online-learn-kick"
+ONLINE_KICK_TTL_S = 5
+ONLINE_TAKE = 2000  # events per learning pass
+
+
+def online_learn_submit(*, event_ids: list[int]) -> None:
+    """Hand applied events to the online KAN: append them to the inbox and
+    enqueue one ``recommendations.online_learn`` unless one is waiting (the
+    task deletes the key before it takes, so events appended after that
+    kick a new one). Never raises: a lost hand-off costs the online model
+    those events, not the caller its batch."""
+    from recommendations.online_inbox import get_online_inbox
+    from recommendations.tasks import online_learn
+
+    try:
+        get_online_inbox().push(event_ids)
+        if not cache.add(ONLINE_KICK_KEY, 1, timeout=ONLINE_KICK_TTL_S):
+            return
+        online_learn.delay()
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.warning(
+            "could not hand events to the online learner",
+            extra={"events": len(event_ids)},
+            exc_info=True,
+        )
+
+
+def online_learn_pending() -> dict[str, Any]:
+    """Learn from everything in the inbox (the task's body), a pass per
+    ``ONLINE_TAKE`` events; the passes' reports summed."""
+    from recommendations import online
+    from recommendations.online_inbox import get_online_inbox
+
+    cache.delete(ONLINE_KICK_KEY)  # before taking: see online_learn_submit
+    inbox = get_online_inbox()
+    total: dict[str, Any] = {"passes": 0, "events": 0}
+    while event_ids := inbox.take(ONLINE_TAKE):
+        report = online.online_learn(event_ids=event_ids)
+        total["passes"] += 1
+        total["events"] += report.get("events", 0)
+        if "skipped" in report:
+            total["skipped"] = report["skipped"]
+        if report.get("published"):
+            total["published"] = report["published"]
+        if report.get("rolled_back"):
+            total["rolled_back"] = total.get("rolled_back", 0) + 1
+    return total
+
+
 # ------------------------------------------------------------------ weights
 @transaction.atomic
 def ensemble_weights_propose(

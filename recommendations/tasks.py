@@ -35,10 +35,14 @@ def model_train(profile: str = "quick", dataset: str | None = None) -> dict:
 
 
 @shared_task(name="recommendations.online_learn", queue="online", ignore_result=True)
-def online_learn(event_ids: list[int]) -> dict:
-    """The online KAN learns from applied events (one worker process consumes
-    ``online``, so there is one learner; ``recommendations/online.py``)."""
-    return online.online_learn(event_ids=event_ids)
+def online_learn(event_ids: list[int] | None = None) -> dict:
+    """The online KAN learns from the applied events waiting in its inbox
+    (``services.online_learn_submit``; ``event_ids``: a message queued
+    before the inbox). One worker process consumes ``online``, so there is
+    one learner (``recommendations/online.py``)."""
+    if event_ids:
+        return online.online_learn(event_ids=event_ids)
+    return services.online_learn_pending()
 
 
 @shared_task(name="recommendations.online_fold", queue="online")
