@@ -355,14 +355,18 @@ def feed_refresh(
 ONLINE_KICK_KEY = "recommendations:online-learn-kick"
 ONLINE_KICK_TTL_S = 5
 ONLINE_TAKE = 2000  # events per learning pass
+# a kicked task starts this much later and takes what gathered meanwhile:
+# at most a few learning tasks a second however many batches are applied
+ONLINE_GATHER_S = 0.5
 
 
 def online_learn_submit(*, event_ids: list[int]) -> None:
     """Hand applied events to the online KAN: append them to the inbox and
-    enqueue one ``recommendations.online_learn`` unless one is waiting (the
-    task deletes the key before it takes, so events appended after that
-    kick a new one). Never raises: a lost hand-off costs the online model
-    those events, not the caller its batch."""
+    enqueue one ``recommendations.online_learn``, ``ONLINE_GATHER_S`` later,
+    unless one is waiting (the task deletes the key before it takes, so
+    events appended after that kick a new one). Never raises: a lost
+    hand-off costs the online model those events, not the caller its
+    batch."""
     from recommendations.online_inbox import get_online_inbox
     from recommendations.tasks import online_learn
 
@@ -370,7 +374,7 @@ def online_learn_submit(*, event_ids: list[int]) -> None:
         get_online_inbox().push(event_ids)
         if not cache.add(ONLINE_KICK_KEY, 1, timeout=ONLINE_KICK_TTL_S):
             return
-        online_learn.delay()
+        online_learn.apply_async(countdown=ONLINE_GATHER_S)
     except Exception:  # noqa: BLE001 - see the docstring
         logger.warning(
             "could not hand events to the online learner",

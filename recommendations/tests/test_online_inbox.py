@@ -26,8 +26,8 @@ def inbox_kind(request, settings):
 
 def test_a_burst_of_batches_makes_one_learning_task(inbox_kind, settings, monkeypatch):
     settings.APEX_ONLINE_LEARNING = True
-    kicks: list[tuple] = []
-    monkeypatch.setattr(tasks.online_learn, "delay", lambda *a: kicks.append(a))
+    kicks: list[dict] = []
+    monkeypatch.setattr(tasks.online_learn, "apply_async", lambda **k: kicks.append(k))
     learned: list[list[int]] = []
     monkeypatch.setattr(
         online,
@@ -36,7 +36,7 @@ def test_a_burst_of_batches_makes_one_learning_task(inbox_kind, settings, monkey
     )
     for batch in ([1, 2], [3], [4, 5, 6]):
         receivers.on_events_applied(users={}, event_ids=batch)
-    assert kicks == [()]  # one task waits for the three batches
+    assert kicks == [{"countdown": services.ONLINE_GATHER_S}]  # one for all three
     assert tasks.online_learn() == {"passes": 1, "events": 6}
     assert learned == [[1, 2, 3, 4, 5, 6]]
     receivers.on_events_applied(users={}, event_ids=[7])  # after it took them
