@@ -28,6 +28,17 @@ def _fresh_result_cache():
     set_result_cache(None)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_catalog_memory():
+    """Each test starts with a process that remembers no catalog (its
+    movies come and go with the test's transaction)."""
+    from catalog.selectors import catalog_memory_forget
+
+    catalog_memory_forget()
+    yield
+    catalog_memory_forget()
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

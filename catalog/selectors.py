@@ -9,7 +9,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
@@ -611,59 +611,80 @@ def _year(movie: Movie | None) -> int | None:
     return movie.release_date.year if movie.release_date else None
 
 
-GENRE_NAMES_TTL_S = 60.0
-_genre_names: dict[int, tuple[float, list[str]]] = {}  # movie -> (seen, names)
+# ------------------------------------------------------------------ memory
+# The online path asks the catalog two things per event: does the movie
+# exist (every event write) and what are its genres (every coordinator
+# batch). The catalog only grows in practice, so each process keeps both for
+# every movie, loaded in one query each and again after MEMORY_TTL_S; a movie
+# added since is asked of the database (and remembered), and one deleted
+# since is refused by the interaction log's foreign key (the writer then
+# asks with ``fresh``, see ``existing_movie_ids``).
+MEMORY_TTL_S = 60.0
+
+
+@dataclass
+class _Memory:
+    loaded_at: float = -math.inf
+    ids: set[int] = field(default_factory=set)
+    genres: dict[int, list[str]] = field(default_factory=dict)
+
+
+_ids_memory = _Memory()
+_genres_memory = _Memory()
+
+
+def catalog_memory_forget() -> None:
+    """Forget what this process remembers of the catalog (tests)."""
+    global _ids_memory, _genres_memory
+    _ids_memory, _genres_memory = _Memory(), _Memory()
+
+
+def _fresh(memory: _Memory) -> bool:
+    return time.monotonic() - memory.loaded_at < MEMORY_TTL_S
 
 
 def movie_genre_names(*, movie_ids: Iterable[int]) -> dict[int, list[str]]:
-    """``{movie id: [genre name, ...]}`` for the given movies. The online
-    coordinator asks for every batch; a movie's genres read within
-    ``GENRE_NAMES_TTL_S`` come from this process's memory, the rest in one
-    query."""
+    """``{movie id: [genre name, ...]}`` for the given movies that have
+    genres (from this process's memory of the catalog, above)."""
+    global _genres_memory
     ids = set(movie_ids)
-    now = time.monotonic()
-    out: dict[int, list[str]] = {}
-    for movie_id in ids:
-        seen = _genre_names.get(movie_id)
-        if seen is not None and now - seen[0] < GENRE_NAMES_TTL_S:
-            out[movie_id] = seen[1]
-    if missing := ids - set(out):
-        read: dict[int, list[str]] = {movie_id: [] for movie_id in missing}
+    if not _fresh(_genres_memory):
+        memory = _Memory(loaded_at=time.monotonic())
+        for movie_id, name in Movie.genres.through.objects.values_list(
+            "movie_id", "genre__name"
+        ):
+            memory.genres.setdefault(movie_id, []).append(name)
+        memory.ids = set(memory.genres)
+        _genres_memory = memory
+    memory = _genres_memory
+    if missing := ids - memory.ids:
         rows = Movie.genres.through.objects.filter(movie_id__in=missing)
+        read: dict[int, list[str]] = {movie_id: [] for movie_id in missing}
         for movie_id, name in rows.values_list("movie_id", "genre__name"):
             read[movie_id].append(name)
-        for movie_id, names in read.items():
-            _genre_names[movie_id] = (now, names)
-        out.update(read)
-    return {movie_id: names for movie_id, names in out.items() if names}
-
-
-KNOWN_MOVIES_TTL_S = 60.0
-_known_movies: dict[int, float] = {}  # movie id -> when this process last saw it
+        memory.genres.update(read)
+        memory.ids |= missing
+    return {i: memory.genres[i] for i in ids if memory.genres.get(i)}
 
 
 def existing_movie_ids(*, movie_ids: Iterable[int], fresh: bool = False) -> set[int]:
-    """The ids among ``movie_ids`` that are in the catalog.
-
-    Every event write asks this (``learning.services.events_validate``), and
-    the catalog only grows in practice, so an id this process saw in the
-    catalog within ``KNOWN_MOVIES_TTL_S`` is answered from memory; the rest
-    (all of them with ``fresh``) in one query. A movie deleted within that
-    time still fails the write: the interaction log's foreign key refuses
-    it, and the writer asks again with ``fresh`` to name it."""
+    """The ids among ``movie_ids`` that are in the catalog: from this
+    process's memory of the catalog (above), the ones it does not know - or
+    all of them, with ``fresh`` - in one query."""
+    global _ids_memory
     ids = set(movie_ids)
-    now = time.monotonic()
-    known = set() if fresh else {
-        i for i in ids if now - _known_movies.get(i, -math.inf) < KNOWN_MOVIES_TTL_S
-    }  # fmt: skip
-    if ids - known:
-        found = set(
-            Movie.objects.filter(pk__in=ids - known).values_list("pk", flat=True)
-        )
-        for movie_id in found:
-            _known_movies[movie_id] = now
-        for movie_id in ids - known - found:
-            _known_movies.pop(movie_id, None)
+    known: set[int] = set()
+    if not fresh:
+        if not _fresh(_ids_memory):
+            _ids_memory = _Memory(
+                loaded_at=time.monotonic(),
+                ids=set(Movie.objects.values_list("pk", flat=True)),
+            )
+        known = ids & _ids_memory.ids
+    if missing := ids - known:
+        found = set(Movie.objects.filter(pk__in=missing).values_list("pk", flat=True))
+        if not fresh:
+            _ids_memory.ids |= found
         known |= found
     return known
 
