@@ -7,8 +7,9 @@ the start; ``head``: the last commit), PostgreSQL and Redis
 (ML-100K + the TMDB CSVs from ``/work/shared/data``, no search index; about
 20 s), uvicorn ``apex_site.asgi:application --workers 2``, one Celery worker
 for ``-Q learning`` (the online coordinator), one for ``-Q default`` (the
-feed refreshes), both ``--concurrency 2`` as in ``docker-compose.yml``, and
-Celery beat (the drain safety net every 2 s and the outbox catch-up every
+feed refreshes), both ``--concurrency 2`` as in ``docker-compose.yml``, one
+for ``-Q online`` (the online KAN's one learner; a no-op without artifacts),
+and Celery beat (the drain safety net every 2 s and the outbox catch-up every
 60 s, as compose runs it; ``--no-beat`` leaves it out). All run with one
 production environment: ``apex_site.settings.production``,
 ``APEX_THROTTLE_USER=1000000/min``, ``APEX_BILLING_METERING=false`` (plan
@@ -25,11 +26,16 @@ process, on the same database and ``DJANGO_SECRET_KEY``). Then:
    refreshes the ingest queued that the default worker has not done by then
    are dropped (``queue_purge``), so phase 2 starts with an empty queue.
 2. **event -> live feed**: K open websockets (``/ws/feed/``, session cookie
-   + Origin), positive events at a fixed rate round-robin over those users;
+   + Origin), positive events at a fixed rate: all of it round-robin over
+   those users (``--socket-rate 0``, the default: each socket user sends
+   rate/K events a second), or ``--socket-rate`` r events a second from each
+   socket user and the rest of the rate from the ingest users, who have no
+   socket (the other users' load);
    per event the time from sending its POST to the ``feed.update`` that
    covers it, split into POST -> row (``created_at``) -> applied
    (``learning_appliedevent.applied_at``, taken at the start of the
-   coordinator's batch transaction) -> update received; the stream and
+   coordinator's batch transaction) -> feed computed (the push's
+   ``meta.computed_at``) -> update received; the stream and
    queue lengths every 250 ms; for a sample, the time until
    ``GET /v1/recommendations/user/{id}`` stops listing the clicked movie
    (its former first item). Then, on the quiet stack, the last legs alone:
@@ -67,6 +73,12 @@ The Celery workers log at INFO (``--worker-log-level``): their "received" /
 end an in-process profile (cProfile) of ``POST /v1/events``, of one
 ``feed_refresh`` and of one coordinator micro-batch (``_apply``, 100 events).
 
+``--phases`` picks phases (``ingest,live,faults``); ``--batch-size 0`` leaves
+the batches out of phase 1; ``--py-spy PATH`` samples every server process
+(holding the GIL, so CPU and not waits) during ``--py-spy-phase`` (``live``,
+or ``ingest``: the single POSTs at the highest concurrency) and reports the
+functions with the most samples.
+
 Everything is bounded (durations, event counts, waits) and every process and
 the temporary folder are removed on exit (``--keep`` keeps the folder). The
 client (asyncio, raw HTTP/1.1 keep-alive, ``websockets``) shares the cores
@@ -77,7 +89,9 @@ Usage::
 
     .venv/bin/python benchmarks/events_bench.py [--quick] [--out result.json]
         [--source worktree|head] [--duration 20] [--rate 200] [--sockets 20]
+        [--socket-rate 1] [--phases ingest,live,faults] [--batch-size 500]
         [--fault-seconds 60] [--fault-rate 170] [--keep] [--no-beat]
+        [--py-spy PATH [--py-spy-phase live|ingest]]
 """
 
 from __future__ import annotations
