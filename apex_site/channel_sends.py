@@ -53,14 +53,24 @@ def _keeps_connections_per_loop(layer: Any) -> bool:
 
 
 def group_send(group: str, message: dict[str, Any]) -> None:
-    """Send ``message`` to ``group``; raises what the layer raises."""
+    """Send ``message`` to ``group``; raises what the layer raises. A send
+    that finds its kept connection closed (Redis restarted since) is tried
+    once more, on a new one."""
     layer = get_channel_layer()
     if layer is None:
         return
     if not _keeps_connections_per_loop(layer):
         async_to_sync(layer.group_send)(group, message)
         return
-    future = asyncio.run_coroutine_threadsafe(
-        layer.group_send(group, message), _sending_loop()
-    )
-    future.result(timeout=SEND_TIMEOUT_S)
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    for attempt in range(2):
+        future = asyncio.run_coroutine_threadsafe(
+            layer.group_send(group, message), _sending_loop()
+        )
+        try:
+            future.result(timeout=SEND_TIMEOUT_S)
+            return
+        except RedisConnectionError:
+            if attempt:
+                raise

@@ -31,3 +31,23 @@ def test_sync_sends_reach_the_group_on_one_loop_and_one_connection(settings):
 
     assert async_to_sync(scenario)() == [0, 1, 2]
     assert len(set(seen)) == 1  # one loop, one set of connections, every send
+
+
+def test_a_send_after_redis_restarted_goes_through(monkeypatch, tmp_path):
+    """The kept connection is dead after a Redis restart: the send is tried
+    once more on a new one instead of losing the push."""
+    from channels_redis.core import RedisChannelLayer
+
+    from scripts.servers import free_port, redis_start, redis_stop
+
+    port = free_port()
+    url = redis_start(tmp_path, port=port)
+    layer = RedisChannelLayer(hosts=[url])
+    monkeypatch.setattr(channel_sends, "get_channel_layer", lambda: layer)
+    try:
+        channel_sends.group_send("apex.test.restart", {"type": "probe"})
+        redis_stop(tmp_path)
+        redis_start(tmp_path, port=port)
+        channel_sends.group_send("apex.test.restart", {"type": "probe"})
+    finally:
+        redis_stop(tmp_path)
