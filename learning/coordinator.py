@@ -6,7 +6,9 @@ kicked after each publish and by a beat safety net; in the embedded mode
 Celery runs the task in-process on the in-process stream: the same code.
 
 Per micro-batch (up to ``MAX_BATCH`` entries, waiting at most ``BLOCK_MS``
-for the first), in one transaction:
+for the first; when entries were already waiting - the coordinator is
+behind - ``APEX_EVENTS_LINGER_MS`` more for the batch to fill), in one
+transaction:
 
 - ``AppliedEvent`` rows are inserted first (``ON CONFLICT DO NOTHING
   RETURNING``): only the events this call inserted are applied, so a second
@@ -106,6 +108,7 @@ def events_drain(
     stream = stream or get_event_stream()
     consumer = consumer or consumer_name()
     idle_ms = settings.APEX_EVENTS_CLAIM_IDLE_MS
+    linger_ms = settings.APEX_EVENTS_LINGER_MS
     started = time.monotonic()
     result = DrainResult()
     # stale entries are at least idle_ms old: looking for them more often
@@ -120,11 +123,20 @@ def events_drain(
             )
             next_claim = time.monotonic() + claim_every
         if len(entries) < max_batch:
+            reading = time.monotonic()
             entries += stream.read(
                 consumer=consumer,
                 count=max_batch - len(entries),
                 block_ms=0 if entries else block_ms,
             )
+            waiting = entries and time.monotonic() - reading < 0.002
+            if waiting and linger_ms and len(entries) < max_batch:
+                # events were already waiting: the coordinator is behind, so
+                # a fuller batch is cheaper per event than a quick one
+                time.sleep(linger_ms / 1000)
+                entries += stream.read(
+                    consumer=consumer, count=max_batch - len(entries), block_ms=0
+                )
         if not entries:
             break
         _process(stream, entries, result)

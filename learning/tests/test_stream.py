@@ -282,3 +282,45 @@ def test_a_batch_updates_the_feature_tables_once_per_event(
     assert [e[0] for e in profile.recent] == ids[::-1]
     assert profile.genre_affinity == {"Drama": pytest.approx(4.0, rel=1e-3)}
     assert AppliedEvent.objects.count() == 4
+
+
+def test_a_coordinator_behind_lingers_for_a_fuller_batch(settings, monkeypatch):
+    """Entries already waiting at a read mean the coordinator is behind: it
+    waits ``APEX_EVENTS_LINGER_MS`` and tops the batch up before applying;
+    a read that had to wait is applied at once."""
+    import time as time_module
+
+    from learning.stream import StreamEntry
+
+    settings.APEX_EVENTS_LINGER_MS = 30
+    settings.APEX_EVENTS_CLAIM_IDLE_MS = 60_000
+    arrivals = [[1], [2, 3], [4], []]  # what each read finds
+
+    class Stream:
+        def __init__(self):
+            self.reads = []
+
+        def claim_stale(self, **_kwargs):
+            return []
+
+        def read(self, *, consumer, count, block_ms):
+            self.reads.append((time_module.monotonic(), block_ms))
+            found = arrivals.pop(0) if arrivals else []
+            if block_ms and found == [4]:
+                time_module.sleep(0.01)  # this one had to wait for its event
+            return [StreamEntry(f"0-{i}", i, 1) for i in found]
+
+        def ack(self, entry_ids):
+            pass
+
+    batches: list[list[int]] = []
+    monkeypatch.setattr(
+        coordinator,
+        "_process",
+        lambda stream, entries, result: batches.append([e.event_id for e in entries]),
+    )
+    stream = Stream()
+    coordinator.events_drain(stream=stream, consumer="c", time_budget_s=5)
+    assert batches == [[1, 2, 3], [4]]
+    (t0, _), (t1, linger_block), *_ = stream.reads
+    assert t1 - t0 >= 0.03 and linger_block == 0  # waited, then a quick read

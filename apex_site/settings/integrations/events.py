@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..environment import env_bool, env_float, env_int
+from .redis import REDIS_URL
 
 __all__ = [
     "APEX_EVENTS_CLAIM_IDLE_MS",
     "APEX_EVENTS_DRAIN_SECONDS",
+    "APEX_EVENTS_LINGER_MS",
     "APEX_EVENTS_MAX_AGE_DAYS",
     "APEX_ONLINE_FOLD_MINUTES",
     "APEX_ONLINE_GUARD_EVERY",
@@ -20,6 +22,13 @@ APEX_EVENTS_MAX_AGE_DAYS = env_int("APEX_EVENTS_MAX_AGE_DAYS", 30, minimum=1)
 # re-claimed by another (its consumer died); also the delay between retries of
 # a failing entry.
 APEX_EVENTS_CLAIM_IDLE_MS = env_int("APEX_EVENTS_CLAIM_IDLE_MS", 30_000, minimum=0)
+# When events are already waiting as the coordinator reads (it is behind),
+# it waits this long for more before applying, so a batch carries more
+# events for its fixed cost; a read that had to wait applies at once. 0: off
+# (the embedded mode's default: its drain runs in the request's process).
+APEX_EVENTS_LINGER_MS = env_int(
+    "APEX_EVENTS_LINGER_MS", 20 if REDIS_URL else 0, minimum=0
+)
 # Beat's safety net drains the stream every this many seconds.
 APEX_EVENTS_DRAIN_SECONDS = env_int("APEX_EVENTS_DRAIN_SECONDS", 2, minimum=1)
 # The online KAN (recommendations/online.py): check the guard (NDCG@10 on a
