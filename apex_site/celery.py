@@ -14,7 +14,6 @@ import time
 from celery import Celery
 from celery.signals import (
     setup_logging,
-    task_postrun,
     worker_init,
     worker_ready,
 )
@@ -24,14 +23,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apex_site.settings.base")
 app = Celery("apex")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Celery's Django fix-up closes every database connection before and after
-# each task - and, with psycopg's pool in a prefork worker, the whole pool,
-# so every task opened new PostgreSQL connections (a backend started per
-# task: a tenth of the feed worker's CPU at 200 events/s, issue 13). With a
-# reuse count it does that only every 2 x this many tasks, and the process
-# keeps its connection between tasks (``_drop_broken_connections`` closes
-# one that broke).
-app.conf["CELERY_DB_REUSE_MAX"] = 500
 
 logger = logging.getLogger(__name__)
 
@@ -58,23 +49,6 @@ def _load_urlconf(**_kwargs) -> None:
     from apex_site.warmup import load_urlconf
 
     load_urlconf()
-
-
-@task_postrun.connect
-def _drop_broken_connections(sender=None, **_kwargs) -> None:
-    """After a task whose database connection broke (PostgreSQL restarted),
-    close it, so the next task connects afresh; a healthy one stays with the
-    process (``CELERY_DB_REUSE_MAX`` above). Not for a task run in-process
-    (eager): it runs inside its caller's transaction."""
-    if getattr(getattr(sender, "request", None), "is_eager", False):
-        return
-    from django.db import connections
-
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is not None and conn.errors_occurred:
-            if not conn.is_usable():
-                conn.close()
-            conn.errors_occurred = False
 
 
 @app.task(name="platform.record_heartbeat", queue="default", ignore_result=False)
