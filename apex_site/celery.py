@@ -12,11 +12,7 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import (
-    setup_logging,
-    worker_init,
-    worker_ready,
-)
+from celery.signals import setup_logging, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apex_site.settings.base")
 

@@ -654,16 +654,14 @@ def movie_genre_names(*, movie_ids: Iterable[int]) -> dict[int, list[str]]:
             "movie_id", "genre__name"
         ):
             memory.genres.setdefault(movie_id, []).append(name)
-        memory.ids = set(memory.genres)
         _genres_memory = memory
     memory = _genres_memory
-    if missing := ids - memory.ids:
+    if missing := ids - memory.genres.keys():
         rows = Movie.genres.through.objects.filter(movie_id__in=missing)
         read: dict[int, list[str]] = {movie_id: [] for movie_id in missing}
         for movie_id, name in rows.values_list("movie_id", "genre__name"):
             read[movie_id].append(name)
         memory.genres.update(read)
-        memory.ids |= missing
     return {i: memory.genres[i] for i in ids if memory.genres.get(i)}
 
 

@@ -313,13 +313,7 @@ def events_record(
             code=LearningErrorCode.BATCH_TOO_LARGE,
             detail={"events": [f"{len(events)} events; the limit is {MAX_BATCH}."]},
         )
-    errors = events_validate(events=events)
-    if errors:
-        raise ApplicationError(
-            f"{len(errors)} of {len(events)} events are invalid; none was recorded.",
-            code=ErrorCode.INVALID,
-            detail={"events": errors},
-        )
+    _refuse_invalid(events, events_validate(events=events))
     now = timezone.now()
     keys = [
         f"{source}:{user_id}:{e.idempotency_key}"
@@ -333,15 +327,20 @@ def events_record(
     except IntegrityError:
         # a movie deleted after the check (``existing_movie_ids`` may answer
         # from memory): ask the catalog itself, and name it
-        errors = events_validate(events=events, fresh=True)
-        if errors:
-            raise ApplicationError(
-                f"{len(errors)} of {len(events)} events are invalid; none was "
-                "recorded.",
-                code=ErrorCode.INVALID,
-                detail={"events": errors},
-            ) from None
+        _refuse_invalid(events, events_validate(events=events, fresh=True))
         raise
+
+
+def _refuse_invalid(
+    events: Sequence[EventInput], errors: dict[str, dict[str, list[str]]]
+) -> None:
+    """``invalid`` (400) naming each bad event, when there is one."""
+    if errors:
+        raise ApplicationError(
+            f"{len(errors)} of {len(events)} events are invalid; none was recorded.",
+            code=ErrorCode.INVALID,
+            detail={"events": errors},
+        )
 
 
 def _insert_batch(

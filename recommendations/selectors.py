@@ -47,11 +47,6 @@ TABS_TTL_S = 180
 
 
 # ------------------------------------------------------------------ open tabs
-def feed_tabs_open(*, user_id: int) -> bool:
-    """Whether the user has a feed socket open (somewhere to push a feed)."""
-    return bool(cache.get(TABS_KEY.format(user_id=user_id)))
-
-
 def feed_tabs_open_many(*, user_ids: Iterable[int]) -> set[int]:
     """Which of ``user_ids`` have a feed socket open (one cache read)."""
     keys = {TABS_KEY.format(user_id=u): u for u in user_ids}

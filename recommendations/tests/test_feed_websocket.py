@@ -44,13 +44,14 @@ def test_a_feed_update_travels_through_redis_to_the_socket(user, settings):
 def test_open_tabs_are_counted_and_the_last_close_takes_the_count_away(user):
     from django.core.cache import cache
 
-    from recommendations.selectors import TABS_KEY, feed_tabs_open
+    from recommendations.selectors import TABS_KEY, feed_tabs_open_many
 
     key = TABS_KEY.format(user_id=user.pk)
     cache.delete(key)  # the cache outlives other tests' users of this id
 
     async def is_open() -> bool:
-        return await sync_to_async(feed_tabs_open)(user_id=user.pk)
+        opened = await sync_to_async(feed_tabs_open_many)(user_ids=[user.pk])
+        return user.pk in opened
 
     async def scenario():
         first, second = _communicator(user), _communicator(user)
