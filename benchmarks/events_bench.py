@@ -12,12 +12,14 @@ for ``-Q online`` (the online KAN's one learner; a no-op without artifacts),
 and Celery beat (the drain safety net every 2 s and the outbox catch-up every
 60 s, as compose runs it; ``--no-beat`` leaves it out). All run with one
 production environment: ``apex_site.settings.production``,
-``APEX_THROTTLE_USER=1000000/min``, ``APEX_BILLING_METERING=false`` (plan
-quotas would refuse a load test; ``--metering`` keeps them), no model
-artifacts (feeds are the database fallback). Users are MovieLens users of
-the bootstrap, each with an API key of their own; the websocket users (few
-history events) get a logged-in session (``Client.force_login`` in this
-process, on the same database and ``DJANGO_SECRET_KEY``). Then:
+``APEX_THROTTLE_USER=1000000/min``, the billing meter on as in production
+(every user of the bench on the Business plan through the admin's plan
+override: 2,000,000 calls a month, 200 a second; ``--no-metering``: DRF's
+throttle instead), no model artifacts (feeds are the database fallback).
+Users are MovieLens users of the bootstrap, each with an API key of their
+own; the websocket users (few history events) get a logged-in session
+(``Client.force_login`` in this process, on the same database and
+``DJANGO_SECRET_KEY``). Then:
 
 1. **ingest**: single-event ``POST /v1/events`` at concurrency 1 and 8 for
    ``--duration`` s (req/s, p50/p95/p99, errors) and batches of 500 at
@@ -283,8 +285,8 @@ class Stack:
             "APEX_DATA_DIR": str(self.folder / "var"),
             "APEX_LOG_LEVEL": "WARNING",
             "APEX_THROTTLE_USER": "1000000/min",
-            # billing's plan quotas (where the code has them) would refuse a
-            # load test's calls: off unless --metering
+            # the meter as production runs it (the users get a plan the load
+            # fits in: prepare_users); --no-metering: DRF's throttle
             "APEX_BILLING_METERING": "true" if self.metering else "false",
             "APEX_CELERY_EAGER": "0",
             "APEX_TORCH_THREADS": "1",
@@ -328,10 +330,10 @@ class Stack:
              "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
         )  # fmt: skip
 
-    def start_production_shape(self, workers: int) -> None:
+    def start_production_shape(self, workers: int, threads: int = 4) -> None:
         """The production shape (``scripts/stack.py``, as docker-compose runs
         it): nginx on ``http_port`` routing HTTP to granian (``workers`` WSGI
-        workers, 4 threads each) and ``/ws/`` to one uvicorn process."""
+        workers, ``threads`` threads each) and ``/ws/`` to one uvicorn process."""
         from scripts.stack import (
             nginx_binary,
             nginx_main_config,
@@ -350,7 +352,9 @@ class Stack:
             )
         )
         (self.folder / "nginx.conf").write_text(nginx_main_config(self.folder))
-        self._spawn("wsgi", wsgi_command("granian", wsgi_port, workers, 4, self.src))
+        self._spawn(
+            "wsgi", wsgi_command("granian", wsgi_port, workers, threads, self.src)
+        )
         self._spawn(
             "uvicorn",
             [PYTHON, "-m", "uvicorn", "apex_site.asgi:application", "--host",
@@ -431,6 +435,9 @@ class Stack:
     # ---------------------------------------------------------- accounting
     def cpu(self) -> dict[str, float]:
         out = {name: cpu_s(tree(p.pid)) for name, p in self.procs.items()}
+        if self.web == "production":  # each WSGI worker: is the load balanced?
+            for i, pid in enumerate(sorted(self.uvicorn_workers())):
+                out[f"wsgi worker {i + 1}"] = cpu_s([pid])
         pg_pid = self.folder / "pg" / "data" / "postmaster.pid"
         with contextlib.suppress(OSError, ValueError):
             out["postgres"] = cpu_s(tree(int(pg_pid.read_text().split()[0])))
@@ -643,6 +650,13 @@ def prepare_users(args: argparse.Namespace, stack: Stack) -> Users:
         uid: api_key_create(user=user, name="events bench")[1]
         for uid, user in users.items()
     }
+    if stack.metering:  # a plan whose quota and rate the load fits in
+        from billing.services import plan_override
+
+        for uid in users:
+            plan_override(
+                user_id=uid, plan_key="business", actor_id=None, reason="events bench"
+            )
     cookies = {}
     for uid in sockets:
         client = Client()
@@ -2074,6 +2088,12 @@ def main() -> None:
         help="production: nginx + granian (HTTP) + uvicorn (/ws/), as compose "
         "runs it; uvicorn: the single ASGI server (the embedded mode's shape)",
     )
+    parser.add_argument(
+        "--wsgi-threads",
+        type=int,
+        default=4,
+        help="production shape: granian's threads per WSGI worker",
+    )
     parser.add_argument("--profile-requests", type=int, default=300)
     parser.add_argument("--no-beat", action="store_true")
     parser.add_argument(
@@ -2082,7 +2102,13 @@ def main() -> None:
         default="worktree",
         help="the code the servers run: the working tree or the last commit",
     )
-    parser.add_argument("--metering", action="store_true", help="billing quotas on")
+    parser.add_argument(
+        "--metering",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the billing meter (production's default), every user on the "
+        "Business plan; --no-metering: DRF's rate throttle instead",
+    )
     parser.add_argument(
         "--worker-log-level",
         default="INFO",
@@ -2166,7 +2192,7 @@ def main() -> None:
         )
         if args.web == "production":
             stack.manage("collectstatic", "--noinput", "-v", "0")
-            stack.start_production_shape(args.uvicorn_workers)
+            stack.start_production_shape(args.uvicorn_workers, args.wsgi_threads)
         else:
             stack.start_uvicorn(args.uvicorn_workers)
         stack.start_worker("learning", args.worker_concurrency)

@@ -321,8 +321,12 @@ def events_record(
         else f"{source}:{uuid.uuid4()}"
         for e in events
     ]
+    # One INSERT writes the whole batch: in autocommit it is atomic by itself
+    # (no BEGIN / COMMIT round trips); inside a caller's transaction a
+    # savepoint keeps that transaction usable after a refused foreign key.
+    in_transaction = connection.in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
             return _insert_batch(user_id, events, keys, source, now)
     except IntegrityError:
         # a movie deleted after the check (``existing_movie_ids`` may answer
@@ -440,44 +444,33 @@ def _after_commit(rows: Sequence[Interaction]) -> None:
 
 
 def events_publish(*, event_ids: Sequence[int]) -> bool:
-    """Publish to the event stream and kick the coordinator; ``False`` (one
-    WARNING) when the stream cannot be reached."""
+    """Publish to the event stream and, unless a drain is already waiting,
+    enqueue one (the stream's wake flag, raised in the same round trip);
+    ``False`` (one WARNING) when the stream cannot be reached."""
     try:
-        get_event_stream().publish(event_ids)
+        wake = get_event_stream().publish(event_ids)
     except Exception as exc:  # noqa: BLE001 - the outbox catch-up republishes
         logger.warning(
             "event stream unavailable; the outbox catch-up will publish",
             extra={"events": len(event_ids), "error": str(exc)},
         )
         return False
-    events_drain_kick()
+    if wake:
+        events_drain_enqueue()
     return True
 
 
-KICK_KEY = "learning:drain-kick"
-KICK_TTL_S = 5
-
-
-def events_drain_kick() -> None:
-    """Enqueue one ``learning.drain_events`` unless one is already waiting.
-
-    The task deletes the key before it reads, so an event published after
-    that enqueues a new task, and one published before is read by it. The
-    key's TTL bounds the wait should a task be lost (the beat safety net
-    runs too)."""
+def events_drain_enqueue() -> None:
+    """Enqueue one ``learning.drain_events``; when that fails, lower the
+    stream's wake flag so the next publish tries again (the beat safety net
+    drains meanwhile)."""
     from learning.tasks import drain_events
 
     try:
-        first = cache.add(KICK_KEY, 1, timeout=KICK_TTL_S)
-    except Exception:  # noqa: BLE001 - no cache: kick anyway
-        first = True
-    if not first:
-        return
-    try:
         drain_events.delay()
-    except Exception as exc:  # noqa: BLE001 - the beat safety net drains
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         with contextlib.suppress(Exception):  # Redis may be gone altogether
-            cache.delete(KICK_KEY)
+            get_event_stream().wake_lower()
         logger.warning(
             "could not enqueue the event drain",
             extra={"error": str(exc)},
@@ -514,6 +507,7 @@ def events_republish(
     )
     published = 0
     last = start
+    wake = False
     while True:
         ids = list(
             pending.filter(pk__gt=last)
@@ -522,7 +516,7 @@ def events_republish(
         )
         if not ids:
             break
-        get_event_stream().publish(ids)  # raises when Redis is still down
+        wake = get_event_stream().publish(ids) or wake  # raises if Redis is down
         published += len(ids)
         last = ids[-1]
     # how far every live event is applied (and old enough to be committed)
@@ -540,8 +534,9 @@ def events_republish(
     mark = settled.order_by("-pk").values_list("pk", flat=True).first()
     if mark is not None and mark > start:
         ExportWatermark.objects.filter(pk=watermark.pk).update(last_event_id=mark)
+    if wake:
+        events_drain_enqueue()
     if published:
-        events_drain_kick()
         logger.info("outbox republished", extra={"events": published})
     return {"published": published, "watermark": max(start, mark or 0)}
 

@@ -33,6 +33,8 @@ DEAD_LETTERS = "apex:events:dead"
 GROUP = "learning"
 MAX_DELIVERIES = 5
 MAX_LENGTH = 1_000_000  # approximate trim: the log keeps the events, not Redis
+WAKE = "apex:events:wake"
+WAKE_TTL_S = 5  # bounds the wait should an enqueued drain be lost (beat drains too)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,17 @@ class StreamEntry:
 
 
 class EventStream(Protocol):
-    def publish(self, event_ids: Sequence[int]) -> None: ...
+    def publish(self, event_ids: Sequence[int]) -> bool:
+        """Append ``event_ids`` and raise the wake flag (for ``WAKE_TTL_S``),
+        in one round trip. True when the flag was down: no drain is waiting
+        for these events, so the caller enqueues one."""
+        ...
+
+    def wake_lower(self) -> None:
+        """Lower the wake flag. A drain calls it before it reads: an event
+        published after that raises the flag again and enqueues the next
+        drain; one published before is read by this one."""
+        ...
 
     def read(self, *, consumer: str, count: int, block_ms: int) -> list[StreamEntry]:
         """New entries for ``consumer`` (at most ``count``; waits up to
@@ -90,13 +102,17 @@ class RedisEventStream:
                 raise
         self._group_ready = True
 
-    def publish(self, event_ids: Sequence[int]) -> None:
+    def publish(self, event_ids: Sequence[int]) -> bool:
         pipe = self.redis.pipeline(transaction=False)
         for event_id in event_ids:
             pipe.xadd(
                 STREAM, {"event_id": event_id}, maxlen=MAX_LENGTH, approximate=True
             )
-        pipe.execute()
+        pipe.set(WAKE, 1, nx=True, ex=WAKE_TTL_S)
+        return bool(pipe.execute()[-1])
+
+    def wake_lower(self) -> None:
+        self.redis.delete(WAKE)
 
     def _entries(self, raw: Any, deliveries: dict[str, int]) -> list[StreamEntry]:
         out = []
@@ -200,13 +216,23 @@ class InProcessEventStream:
         # entry id -> (event id, deliveries, consumer, delivered at)
         self._pending: OrderedDict[str, tuple[int, int, str, float]] = OrderedDict()
         self._sequence = 0
+        self._wake_until = 0.0  # monotonic time the wake flag expires
         self.dead: list[tuple[StreamEntry, str]] = []
 
-    def publish(self, event_ids: Sequence[int]) -> None:
+    def publish(self, event_ids: Sequence[int]) -> bool:
         with self._lock:
             for event_id in event_ids:
                 self._sequence += 1
                 self._new[f"{int(time.time() * 1000)}-{self._sequence}"] = event_id
+            now = time.monotonic()
+            if now < self._wake_until:
+                return False
+            self._wake_until = now + WAKE_TTL_S
+            return True
+
+    def wake_lower(self) -> None:
+        with self._lock:
+            self._wake_until = 0.0
 
     def read(self, *, consumer: str, count: int, block_ms: int) -> list[StreamEntry]:
         with self._lock:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from celery import shared_task
-from django.core.cache import cache
 
 from learning import coordinator, services
 from learning.exports import events_export
+from learning.stream import get_event_stream
 
 
 @shared_task(name="learning.export_events", queue="default")
@@ -23,7 +25,8 @@ def export_events() -> dict:
 @shared_task(name="learning.drain_events", queue="learning", ignore_result=True)
 def drain_events() -> dict:
     """Apply what the event stream holds (kicked per publish; beat safety net)."""
-    cache.delete(services.KICK_KEY)  # before reading: see events_drain_kick
+    with contextlib.suppress(Exception):  # Redis away: the drain reports it
+        get_event_stream().wake_lower()  # before reading: see EventStream
     return coordinator.events_drain().as_dict()
 
 

@@ -93,7 +93,7 @@ def test_a_killed_consumers_entries_are_reclaimed(
     own_redis, settings, monkeypatch, user, movies, django_capture_on_commit_callbacks
 ):
     _folder, _port, url = own_redis
-    monkeypatch.setattr(services, "events_drain_kick", lambda: None)
+    monkeypatch.setattr(services, "events_drain_enqueue", lambda: None)
     ids = {r.event_id for r in record(user, movies, django_capture_on_commit_callbacks)}
     doomed = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
@@ -128,7 +128,7 @@ def test_an_event_that_keeps_failing_is_dead_lettered(
     own_redis, settings, monkeypatch, user, movies, django_capture_on_commit_callbacks
 ):
     settings.APEX_EVENTS_CLAIM_IDLE_MS = 0
-    monkeypatch.setattr(services, "events_drain_kick", lambda: None)
+    monkeypatch.setattr(services, "events_drain_enqueue", lambda: None)
     poison = movies[1]
     real = coordinator._update_items
 
@@ -324,3 +324,35 @@ def test_a_coordinator_behind_lingers_for_a_fuller_batch(settings, monkeypatch):
     assert batches == [[1, 2, 3], [4]]
     (t0, _), (t1, linger_block), *_ = stream.reads
     assert t1 - t0 >= 0.03 and linger_block == 0  # waited, then a quick read
+
+
+@pytest.mark.parametrize("kind", ["redis", "in_process"])
+def test_the_wake_flag_enqueues_one_drain_until_a_drain_lowers_it(kind, request):
+    """A publish raises the wake flag in its own round trip: only the first
+    publisher enqueues a drain; the drain lowers the flag before it reads, so
+    the next publish enqueues the next drain."""
+    if kind == "redis":
+        request.getfixturevalue("own_redis")
+        stream = get_event_stream()
+        assert isinstance(stream, RedisEventStream)
+    else:
+        stream = InProcessEventStream()
+    assert stream.publish([1]) is True
+    assert stream.publish([2, 3]) is False  # a drain is already enqueued
+    stream.wake_lower()
+    assert stream.publish([4]) is True
+    got = stream.read(consumer="c", count=10, block_ms=0)
+    assert [e.event_id for e in got] == [1, 2, 3, 4]
+
+
+def test_a_publish_enqueues_a_drain_only_when_none_waits(
+    own_redis, monkeypatch, user, movies, django_capture_on_commit_callbacks
+):
+    enqueued = []
+    monkeypatch.setattr(services, "events_drain_enqueue", lambda: enqueued.append(1))
+    record(user, movies, django_capture_on_commit_callbacks)
+    record(user, movies, django_capture_on_commit_callbacks)
+    assert len(enqueued) == 1
+    get_event_stream().wake_lower()  # what learning.drain_events does first
+    record(user, movies, django_capture_on_commit_callbacks)
+    assert len(enqueued) == 2
