@@ -32,7 +32,10 @@ own; the websocket users (few history events) get a logged-in session
    those users (``--socket-rate 0``, the default: each socket user sends
    rate/K events a second), or ``--socket-rate`` r events a second from each
    socket user and the rest of the rate from the ingest users, who have no
-   socket (the other users' load);
+   socket (the other users' load), after ``--live-warmup`` s of the same
+   load that is not measured (workers started for the bench have cold
+   caches and connection pools: the steady state is measured; the per-event
+   timeline in the JSON shows the transient when it is 0);
    per event the time from sending its POST to the ``feed.update`` that
    covers it, split into POST -> row (``created_at``) -> applied
    (``learning_appliedevent.applied_at``, taken at the start of the
@@ -1039,7 +1042,8 @@ async def live_feed(
     pool: Pool, users: Users, sockets: dict[int, Socket], rate: float,
     duration: float, max_events: int, wait: float, samples: int,
     rng: random.Random, accepted: dict[int, float], probe: Probe,
-    socket_rate: float = 0.0,
+    socket_rate: float = 0.0, warmup: float = 0.0,
+    measuring: Callable[[], None] = lambda: None,
 ) -> dict:  # fmt: skip
     """Events at ``rate``/s: ``socket_rate``/s from each websocket user (all
     of ``rate`` when 0), the rest from the ingest users (no socket, no feed
@@ -1052,7 +1056,11 @@ async def live_feed(
     limit = asyncio.Semaphore(64)
     uids = users.sockets
 
-    async def one(uid: int, event: dict, measured: bool = True) -> None:
+    warm: list[int] = []
+
+    async def one(
+        uid: int, event: dict, measured: bool = True, warming: bool = False
+    ) -> None:
         async with limit:
             body = json.dumps(event).encode()
             t = time.time()
@@ -1070,7 +1078,9 @@ async def live_feed(
             post_lat.append(1e3 * (time.time() - t))
             event_id = json.loads(data)["events"][0]["id"]
             accepted[event_id] = t
-            if measured:
+            if warming:
+                warm.append(event_id)
+            elif measured:
                 sent.append((uid, t, event_id))
             else:
                 background.append(event_id)
@@ -1125,13 +1135,30 @@ async def live_feed(
                 queues.append(b)
             await asyncio.sleep(0.25)
 
+    def spawn(coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+
+    # which of the events come from a socket user: evenly spread
+    share = min(1.0, socket_rate * len(uids) / rate) if socket_rate > 0 else 1.0
+    if warmup > 0:  # the same mix, not measured: the steady state is measured
+        log(f"  live feed: {warmup:.0f}s of warm-up at {rate:.0f}/s (not measured)")
+        w0 = time.time()
+        for i in range(int(rate * warmup)):
+            delay = w0 + i / rate - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            socket_user = int((i + 1) * share) != int(i * share)
+            some = uids if socket_user else users.ingest
+            uid = some[i % len(some)]
+            spawn(one(uid, make_event(rng, users.movies, True), warming=True))
+    measuring()
     sampler_task = asyncio.create_task(sampler())
     start = time.time()
     total = min(max_events, int(rate * duration))
     sample_every = max(1, total // max(1, samples)) if samples else 0
     last_log = start
-    # which of the events come from a socket user: evenly spread
-    share = min(1.0, socket_rate * len(uids) / rate) if socket_rate > 0 else 1.0
     measured_total = int(total * share)
     if samples:
         sample_every = max(1, measured_total // samples)
@@ -1143,19 +1170,14 @@ async def live_feed(
             await asyncio.sleep(delay)
         if int((i + 1) * share) == int(i * share):  # a user without a socket
             uid = users.ingest[i % len(users.ingest)]
-            event = make_event(rng, users.movies, True)
-            task = asyncio.create_task(one(uid, event, measured=False))
-            inflight.add(task)
-            task.add_done_callback(inflight.discard)
+            spawn(one(uid, make_event(rng, users.movies, True), measured=False))
             continue
         uid = uids[measured % len(uids)]
         measured += 1
         if sample_every and measured % sample_every == sample_every // 2:
-            task = asyncio.create_task(sample(uid))
+            spawn(sample(uid))
         else:
-            task = asyncio.create_task(one(uid, make_event(rng, users.movies, True)))
-        inflight.add(task)
-        task.add_done_callback(inflight.discard)
+            spawn(one(uid, make_event(rng, users.movies, True)))
         if time.time() - last_log >= 5:
             last_log = time.time()
             lat, missing, _ = delivery(list(sent), sockets)
@@ -1197,12 +1219,16 @@ async def live_feed(
     sent_at = {e: t for _u, t, e in sent}
     user_of = {e: u for u, _t, e in sent}
     to_row, to_applied, to_push, to_computed, computed_to_recv = [], [], [], [], []
+    timeline = []  # per event: sent (s into the phase), then each leg (ms)
     for event_id, created, applied in rows:
         to_row.append(1e3 * (float(created) - sent_at[event_id]))
+        legs = [round(sent_at[event_id] - start, 3), round(to_row[-1], 1)]
         if applied is not None:
             to_applied.append(1e3 * (float(applied) - float(created)))
+            legs.append(round(to_applied[-1], 1))
             if event_id in covered:
                 to_push.append(1e3 * (covered[event_id] - float(applied)))
+                legs.append(round(to_push[-1], 1))
                 # the covering update: when the refresh computed it (server)
                 sock = sockets[user_of[event_id]]
                 cause = next(
@@ -1213,6 +1239,7 @@ async def live_feed(
                     computed_to_recv.append(
                         1e3 * (covered[event_id] - sock.computed[cause])
                     )
+        timeline.append(legs)
     updates = sum(
         1 for s in sockets.values() for r, _c in s.updates if start <= r <= deadline
     )
@@ -1227,6 +1254,8 @@ async def live_feed(
         "sockets": len(uids),
         "rate_target": rate,
         "socket_rate": socket_rate or rate / len(uids),
+        "warmup_s": warmup,
+        "warmup_events": len(warm),
         "background_events_posted": len(background),
         "events_posted": len(sent),
         "undelivered_first": undelivered[:60],
@@ -1247,6 +1276,7 @@ async def live_feed(
             "applied_to_feed_update_received": dist(to_push),
             "applied_to_feed_computed": dist(to_computed),
             "feed_computed_to_received": dist(computed_to_recv),
+            "per_event": sorted(timeline),
         },
         "queues_sampled_every_250ms": {
             k: queue_stats(k)
@@ -1968,21 +1998,28 @@ async def run_phases(
         f"{args.live_seconds}s (at most {args.live_events})"
     )
     if "live" in args.phases:
-        cpu0, t0, l0 = stack.cpu(), time.time(), os.getloadavg()
-        spies = (
-            stack.py_spy(args.py_spy, args.out, args.live_seconds)
-            if args.py_spy and args.py_spy_phase == "live"
-            else []
-        )
+        mark: dict[str, Any] = {}
+
+        def measuring() -> None:  # after the warm-up: CPU, load, profiles
+            mark.update(cpu=stack.cpu(), t=time.time(), load=os.getloadavg())
+            mark["spies"] = (
+                stack.py_spy(args.py_spy, args.out, args.live_seconds)
+                if args.py_spy and args.py_spy_phase == "live"
+                else []
+            )
+
         live = await live_feed(
             pool, users, sockets, args.rate, args.live_seconds, args.live_events,
             args.live_wait, args.samples, rng, accepted, probe, args.socket_rate,
+            args.live_warmup, measuring,
         )  # fmt: skip
-        if spies:
-            live["py_spy"] = await asyncio.to_thread(py_spy_summary, spies)
-        live["cores_used"] = cpu_share(cpu0, stack.cpu(), time.time() - t0)
-        live["loadavg_before_after"] = [l0, os.getloadavg()]
-        windows["live_feed"] = (t0, time.time())
+        if mark["spies"]:
+            live["py_spy"] = await asyncio.to_thread(py_spy_summary, mark["spies"])
+        live["cores_used"] = cpu_share(
+            mark["cpu"], stack.cpu(), time.time() - mark["t"]
+        )
+        live["loadavg_before_after"] = [mark["load"], os.getloadavg()]
+        windows["live_feed"] = (mark["t"], time.time())
         result["live_feed"] = live
         log(
             f"  -> delivered {live['delivered']}/{live['events_posted']}, latency "
@@ -2058,6 +2095,13 @@ def main() -> None:
         help="phase 2: events/s per websocket user; the rest of --rate comes "
         "from the ingest users, who have no socket (0: all of --rate from "
         "the websocket users)",
+    )
+    parser.add_argument(
+        "--live-warmup",
+        type=float,
+        default=5.0,
+        help="phase 2: seconds of the same load before the measured part (the "
+        "workers' caches and connections warm up; the steady state is measured)",
     )
     parser.add_argument("--live-seconds", type=float, default=20.0)
     parser.add_argument("--live-events", type=int, default=4000)
