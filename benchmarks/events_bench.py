@@ -1387,7 +1387,7 @@ async def faults(
                 {"t": round(now - start, 1), "accepted": len(accepted_ids),
                  "applied": applied, "stream": backlog}
             )  # fmt: skip
-            for name, f in fault_log.items():
+            for name, f in list(fault_log.items()):  # faults start meanwhile
                 if "recovered_s" in f or "ids_before" not in f:
                     continue
                 n = await asyncio.to_thread(probe.applied_count, f["ids_before"])
