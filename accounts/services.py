@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Iterable
@@ -106,12 +107,13 @@ _touched: dict[str, float] = {}  # key prefix -> time.monotonic() of the last to
 
 
 def api_key_touch(*, key: ApiKey) -> None:
-    """Record use, at most once a minute per key and process.
+    """Record use, at most once a minute per key and process (after 60 to 90
+    s: keys first used together are not all written again together).
 
     The key may come from the cache (its ``last_used_at`` then is stale), so
     the minute is counted per process rather than from the row.
     """
     now = time.monotonic()
-    if now - _touched.get(key.prefix, -1e9) > 60:
+    if now - _touched.get(key.prefix, -1e9) > random.uniform(60, 90):
         _touched[key.prefix] = now
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())

@@ -654,12 +654,21 @@ def prepare_users(args: argparse.Namespace, stack: Stack) -> Users:
         for uid, user in users.items()
     }
     if stack.metering:  # a plan whose quota and rate the load fits in
+        from django.test.utils import override_settings
+
         from billing.services import plan_override
 
-        for uid in users:
-            plan_override(
-                user_id=uid, plan_key="business", actor_id=None, reason="events bench"
-            )
+        # the plan change mails each user: kept in this process's memory
+        with override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
+        ):
+            for uid in users:
+                plan_override(
+                    user_id=uid,
+                    plan_key="business",
+                    actor_id=None,
+                    reason="events bench",
+                )
     cookies = {}
     for uid in sockets:
         client = Client()

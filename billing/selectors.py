@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -128,10 +129,14 @@ def user_limits(*, user_id: int) -> throttling.Limits:
 
 
 def limits_remember(*, user_id: int, limits: throttling.Limits) -> None:
+    """Keep ``limits`` for between half and all of
+    ``APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS``: entries loaded together (a
+    worker's first seconds) expire spread out, not in one burst of queries."""
     seconds = settings.APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS
     if seconds:
+        expires = time.monotonic() + seconds * random.uniform(0.5, 1.0)
         with _limits_lock:
-            _limits_cache[user_id] = (time.monotonic() + seconds, limits)
+            _limits_cache[user_id] = (expires, limits)
 
 
 def limits_forget(*, user_id: int | None = None) -> None:

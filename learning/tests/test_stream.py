@@ -356,3 +356,66 @@ def test_a_publish_enqueues_a_drain_only_when_none_waits(
     get_event_stream().wake_lower()  # what learning.drain_events does first
     record(user, movies, django_capture_on_commit_callbacks)
     assert len(enqueued) == 2
+
+
+def test_postgresql_keeps_recent_in_sql_with_the_python_result(
+    monkeypatch, movies, django_capture_on_commit_callbacks
+):
+    """On PostgreSQL the database prepends to ``recent``, trims it and finds
+    the previous positive movie; the Python path (other databases) must give
+    every profile field and transition the same: the same events for two
+    users, one applied each way, over several batches (a watchlist event
+    between positives; ``recent`` overflowing its bound)."""
+    from accounts.tests.factories import UserFactory
+    from learning.models import Interaction, ItemTransition
+
+    monkeypatch.setattr(coordinator, "RECENT_EVENTS", 5)
+    a, b, c = (m.pk for m in movies)
+    script = [
+        [("click", a), ("rating", b, 4.0)],
+        [("watchlist", c, 1.0), ("click", c)],
+        [("watch", a, 0.5), ("click", b), ("click", b)],
+        [("rating", c, 2.0)],
+    ]
+    results = {}
+    for in_sql in (True, False):
+        monkeypatch.setattr(coordinator, "_recent_in_sql", lambda v=in_sql: v)
+        user = UserFactory()
+        ItemTransition.objects.all().delete()
+        for batch in script:
+            with django_capture_on_commit_callbacks(execute=False):
+                recorded = services.events_record(
+                    user_id=user.pk,
+                    events=[
+                        EventInput(kind=k, movie_id=m, value=(v[0] if v else None))
+                        for k, m, *v in batch
+                    ],
+                )
+            coordinator._apply([r.event_id for r in recorded])
+        profile = UserProfile.objects.get(user=user)
+        ids = list(
+            Interaction.objects.filter(user=user)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        order = {event_id: n for n, event_id in enumerate(ids)}
+        results[in_sql] = {
+            # the event ids differ between the users: compare their order
+            "recent": [[order[e[0]], *e[1:3]] for e in profile.recent],
+            "counts": [
+                profile.events_applied,
+                profile.session_number,
+                profile.session_events,
+            ],
+            "affinity": {k: round(v, 4) for k, v in profile.genre_affinity.items()},
+            "transitions": sorted(
+                ItemTransition.objects.values_list(
+                    "from_movie_id", "to_movie_id", "count"
+                )
+            ),
+        }
+    assert results[True] == results[False]
+    assert len(results[True]["recent"]) == 5
+    assert [e[0] for e in results[True]["recent"]] == [7, 6, 5, 4, 3]
+    # positives a, b, (watchlist c), c, a, b, b, c: b -> b is no transition
+    assert results[True]["transitions"] == sorted([(a, b, 2), (b, c, 2), (c, a, 1)])
