@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -129,14 +128,10 @@ def user_limits(*, user_id: int) -> throttling.Limits:
 
 
 def limits_remember(*, user_id: int, limits: throttling.Limits) -> None:
-    """Keep ``limits`` for between half and all of
-    ``APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS``: entries loaded together (a
-    worker's first seconds) expire spread out, not in one burst of queries."""
     seconds = settings.APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS
     if seconds:
-        expires = time.monotonic() + seconds * random.uniform(0.5, 1.0)
         with _limits_lock:
-            _limits_cache[user_id] = (expires, limits)
+            _limits_cache[user_id] = (time.monotonic() + seconds, limits)
 
 
 def limits_forget(*, user_id: int | None = None) -> None:
