@@ -429,26 +429,45 @@ def _insert_new(rows: Sequence[Interaction]) -> dict[str, int]:
 
 # ------------------------------------------------------------------ after commit
 def _after_commit(rows: Sequence[Interaction]) -> None:
-    """Announce new rows (``interaction_recorded``), publish them to the event
-    stream and kick the coordinator. Never raises: the rows are committed
-    (the client is told so), and what is not published now the outbox
-    catch-up publishes."""
-    history_forget(user_ids=[row.user_id for row in rows])
+    """Drop the users' cached histories, publish the rows to the event
+    stream (waking the coordinator) and announce them
+    (``interaction_recorded``). Where the cache lives on the stream's Redis
+    (production) the histories go in the publish's round trip. Never raises:
+    the rows are committed (the client is told so), and what is not
+    published now the outbox catch-up publishes."""
+    users = [row.user_id for row in rows]
+    stale = _history_keys_on_stream(users)
+    if stale is None:
+        history_forget(user_ids=users)
     try:
+        if rows:
+            events_publish(event_ids=[row.pk for row in rows], forget=stale or ())
         for row in rows:
             _announce(row)
-        if rows:
-            events_publish(event_ids=[row.pk for row in rows])
     except Exception:  # noqa: BLE001 - see the docstring
         logger.exception("after-commit work failed", extra={"events": len(rows)})
 
 
-def events_publish(*, event_ids: Sequence[int]) -> bool:
-    """Publish to the event stream and, unless a drain is already waiting,
-    enqueue one (the stream's wake flag, raised in the same round trip);
-    ``False`` (one WARNING) when the stream cannot be reached."""
+def _history_keys_on_stream(user_ids: Sequence[int]) -> list[str] | None:
+    """The Redis keys of the users' cached histories when the cache is the
+    stream's Redis (one round trip drops them and publishes); None when it
+    is another server or no Redis at all (``history_forget`` drops them)."""
+    location = settings.CACHES["default"].get("LOCATION")
+    if not settings.REDIS_URL or location != settings.REDIS_URL:
+        return None
+    return [
+        cache.make_and_validate_key(selectors.history_cache_key(u))
+        for u in set(user_ids)
+    ]
+
+
+def events_publish(*, event_ids: Sequence[int], forget: Sequence[str] = ()) -> bool:
+    """Publish to the event stream (deleting the Redis keys ``forget`` in the
+    same round trip) and, unless a drain is already waiting, enqueue one (the
+    stream's wake flag, raised in that round trip too); ``False`` (one
+    WARNING) when the stream cannot be reached."""
     try:
-        wake = get_event_stream().publish(event_ids)
+        wake = get_event_stream().publish(event_ids, forget=forget)
     except Exception as exc:  # noqa: BLE001 - the outbox catch-up republishes
         logger.warning(
             "event stream unavailable; the outbox catch-up will publish",

@@ -45,10 +45,12 @@ class StreamEntry:
 
 
 class EventStream(Protocol):
-    def publish(self, event_ids: Sequence[int]) -> bool:
+    def publish(self, event_ids: Sequence[int], *, forget: Sequence[str] = ()) -> bool:
         """Append ``event_ids`` and raise the wake flag (for ``WAKE_TTL_S``),
-        in one round trip. True when the flag was down: no drain is waiting
-        for these events, so the caller enqueues one."""
+        in one round trip, deleting first the keys ``forget`` (raw keys on
+        the stream's server: a cache on the same Redis that the events made
+        stale). True when the flag was down: no drain is waiting for these
+        events, so the caller enqueues one."""
         ...
 
     def wake_lower(self) -> None:
@@ -102,8 +104,10 @@ class RedisEventStream:
                 raise
         self._group_ready = True
 
-    def publish(self, event_ids: Sequence[int]) -> bool:
+    def publish(self, event_ids: Sequence[int], *, forget: Sequence[str] = ()) -> bool:
         pipe = self.redis.pipeline(transaction=False)
+        if forget:
+            pipe.delete(*forget)
         for event_id in event_ids:
             pipe.xadd(
                 STREAM, {"event_id": event_id}, maxlen=MAX_LENGTH, approximate=True
@@ -219,7 +223,8 @@ class InProcessEventStream:
         self._wake_until = 0.0  # monotonic time the wake flag expires
         self.dead: list[tuple[StreamEntry, str]] = []
 
-    def publish(self, event_ids: Sequence[int]) -> bool:
+    def publish(self, event_ids: Sequence[int], *, forget: Sequence[str] = ()) -> bool:
+        # ``forget``: no Redis in the embedded mode, so never given one
         with self._lock:
             for event_id in event_ids:
                 self._sequence += 1

@@ -419,3 +419,22 @@ def test_postgresql_keeps_recent_in_sql_with_the_python_result(
     assert [e[0] for e in results[True]["recent"]] == [7, 6, 5, 4, 3]
     # positives a, b, (watchlist c), c, a, b, b, c: b -> b is no transition
     assert results[True]["transitions"] == sorted([(a, b, 2), (b, c, 2), (c, a, 1)])
+
+
+@pytest.mark.parametrize("same_redis", [True, False])
+def test_recording_drops_the_cached_history(
+    same_redis, request, monkeypatch, user, movies, django_capture_on_commit_callbacks
+):
+    """The cached history goes in the publish's round trip when the cache is
+    the stream's Redis, by ``history_forget`` when it is another server."""
+    from django.core.cache import cache
+
+    from learning import selectors
+
+    if not same_redis:
+        request.getfixturevalue("own_redis")  # the stream on a Redis of its own
+    monkeypatch.setattr(services, "events_drain_enqueue", lambda: None)
+    assert (services._history_keys_on_stream([user.pk]) is not None) == same_redis
+    cache.set(selectors.history_cache_key(user.pk), [1, 2, 3], 60)
+    record(user, movies, django_capture_on_commit_callbacks)
+    assert cache.get(selectors.history_cache_key(user.pk)) is None
