@@ -37,12 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.events_bench import py_spy_summary  # noqa: E402
 from scripts.servers import (  # noqa: E402
     postgres_start,
     postgres_stop,
@@ -98,7 +98,8 @@ def spy(binary: str | None, label: str) -> tuple[subprocess.Popen, Path] | None:
         return None
     out = Path(tempfile.mkdtemp()) / f"{label}.txt"
     proc = subprocess.Popen(
-        [binary, "record", "--gil", "--nonblocking", "-r", "250", "-f", "raw",
+        [binary, "record", "--subprocesses", "--gil", "--nonblocking", "-r", "250",
+         "-f", "raw",
          "-o", str(out), "--pid", str(os.getpid())],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -107,22 +108,15 @@ def spy(binary: str | None, label: str) -> tuple[subprocess.Popen, Path] | None:
 
 
 def spy_report(spied: tuple[subprocess.Popen, Path] | None, top: int = 30) -> None:
+    """Stop the recording and print the functions with the most samples."""
     if spied is None:
         return
     proc, out = spied
     proc.send_signal(2)  # SIGINT: py-spy writes what it has
     proc.wait(timeout=60)
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        total += int(count)
-        for frame in set(stack.split(";")):
-            inclusive[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1]] += int(
-                count
-            )
-    for name, n in inclusive.most_common(top):
-        print(f"    {100 * n / max(1, total):5.1f}%  {name[:120]}")
+    summary = py_spy_summary([out], top=top)[out.stem]
+    for name, share in summary.get("inclusive", []):
+        print(f"    {100 * share:5.1f}%  {name[:120]}")
 
 
 def main() -> None:
