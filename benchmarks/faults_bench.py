@@ -362,7 +362,8 @@ async def run_faults(
 ) -> dict[str, Any]:  # fmt: skip
     """The load, ``steady_s`` without a fault, then each fault in a window of
     ``window_s`` (from the fault; longer if the fault itself takes longer,
-    plus 2 s); then the retries, the drain and the books."""
+    plus 2 s; the next fault waits for the window's requests to finish);
+    then the retries, the drain and the books."""
     stop = asyncio.Event()
     runner = asyncio.create_task(load.run(stop))
     start = time.time()
@@ -375,7 +376,15 @@ async def run_faults(
             details = await HTTP_FAULTS[name](ctx)
             end = max(t0 + window_s, time.time() + 2)
             await asyncio.sleep(max(0.0, end - time.time()))
-            windows[name] = (t0, time.time(), details)
+            # the window's last requests finish before the next fault: one
+            # still in flight would meet it (a killed web worker's 502) and be
+            # counted as this fault's failure (at most 10 s)
+            settle = time.time() + 10
+            while time.time() < settle and any(
+                not s.done for s in load.results if t0 <= s.t < end
+            ):
+                await asyncio.sleep(0.05)
+            windows[name] = (t0, end, details)
             log(f"  {name}: {details}; {window_summary(load.results, t0, end)}")
     finally:
         stop.set()
