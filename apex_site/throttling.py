@@ -16,6 +16,14 @@ to ``f(request) -> "N/period" | Limits | None``) for the caller's limits:
   monthly quota, what is left of it, the Unix time it resets), added by
   ``RateLimitHeadersMiddleware``.
 
+The callers' limits come from billing, which keeps them per process; the
+meter carries what keeps those copies true. A change of limits (a plan
+change, after its commit) bumps ``<prefix>limits:generation``
+(``limits_changed``); the script returns that generation with every call, and
+``limits_generation`` is the one this process's last metered call saw: limits
+kept under another one are stale. So a change reaches every process at its
+next metered call, for no extra round trip.
+
 The counters: ``<prefix>{<subject>}:m:<YYYYMM>`` (the month),
 ``…:d:<YYYYMMDD>`` (the day, rolled up into the database by billing's beat
 job) and the set ``<prefix>active:<YYYYMMDD>`` of users counted that day.
@@ -45,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 QUOTA_EXCEEDED = "quota_exceeded"
 KEY_PREFIX = "apex:meter:"
+GENERATION_KEY = f"{KEY_PREFIX}limits:generation"
 _DAY_TTL = 14 * 86400  # day counters outlive several missed roll-ups
 
 
@@ -77,6 +86,7 @@ class Limits:
 class MeterResult:
     outcome: int  # 0 counted, 1 over the rate, 2 over the quota
     used: int  # metered calls this month, this one included when counted
+    generation: int = 0  # of the callers' limits (see the module docstring)
 
     OK = 0
     RATE = 1
@@ -107,6 +117,8 @@ def _month_seconds(moment: datetime) -> int:
 class Meter(Protocol):
     def hit(self, limits: Limits, now: datetime) -> MeterResult: ...
 
+    def limits_changed(self) -> None: ...
+
     def month_usage(self, subject: str, moment: datetime) -> int: ...
 
     def day_usage(self, subject: str, moment: datetime) -> int: ...
@@ -116,13 +128,14 @@ class Meter(Protocol):
     def reset(self) -> None: ...
 
 
-# KEYS: rate window, month, day, the day's active set.
+# KEYS: rate window, month, day, the day's active set, the limits' generation.
 # ARGV: rate limit, hard limit, month ttl, day ttl, user id ('' for none).
 _LUA = """
+local gen = tonumber(redis.call('GET', KEYS[5]) or '0')
 local rate = tonumber(redis.call('GET', KEYS[1]) or '0')
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-if rate >= tonumber(ARGV[1]) then return {1, used} end
-if used >= tonumber(ARGV[2]) then return {2, used} end
+if rate >= tonumber(ARGV[1]) then return {1, used, gen} end
+if used >= tonumber(ARGV[2]) then return {2, used, gen} end
 if redis.call('INCR', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], 2) end
 used = redis.call('INCR', KEYS[2])
 if used == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
@@ -130,7 +143,7 @@ if redis.call('INCR', KEYS[3]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[4]) 
 if ARGV[5] ~= '' and redis.call('SADD', KEYS[4], ARGV[5]) == 1 then
   redis.call('EXPIRE', KEYS[4], ARGV[4])
 end
-return {0, used}
+return {0, used, gen}
 """
 
 
@@ -152,8 +165,8 @@ class RedisMeter:
         self.script = self.client.register_script(_LUA)
 
     def hit(self, limits: Limits, now: datetime) -> MeterResult:
-        outcome, used = self.script(
-            keys=_keys(limits.subject, now),
+        outcome, used, generation = self.script(
+            keys=[*_keys(limits.subject, now), GENERATION_KEY],
             args=[
                 limits.rate_per_second,
                 limits.hard_limit,
@@ -162,7 +175,10 @@ class RedisMeter:
                 "" if limits.user_id is None else limits.user_id,
             ],
         )
-        return MeterResult(int(outcome), int(used))
+        return MeterResult(int(outcome), int(used), int(generation))
+
+    def limits_changed(self) -> None:
+        self.client.incr(GENERATION_KEY)
 
     def month_usage(self, subject: str, moment: datetime) -> int:
         return int(self.client.get(_keys(subject, moment)[1]) or 0)
@@ -192,6 +208,7 @@ class MemoryMeter:
         self.counts: dict[str, int] = defaultdict(int)
         self.active: dict[str, set[int]] = defaultdict(set)
         self.windows: dict[str, tuple[int, int]] = {}  # subject: (second, calls)
+        self.generation = 0
 
     def hit(self, limits: Limits, now: datetime) -> MeterResult:
         _, m_key, d_key, active_key = _keys(limits.subject, now)
@@ -201,15 +218,19 @@ class MemoryMeter:
             window, calls = self.windows.get(limits.subject, (second, 0))
             calls = calls if window == second else 0
             if calls >= limits.rate_per_second:
-                return MeterResult(MeterResult.RATE, used)
+                return MeterResult(MeterResult.RATE, used, self.generation)
             if used >= limits.hard_limit:
-                return MeterResult(MeterResult.QUOTA, used)
+                return MeterResult(MeterResult.QUOTA, used, self.generation)
             self.windows[limits.subject] = (second, calls + 1)
             self.counts[m_key] += 1
             self.counts[d_key] += 1
             if limits.user_id is not None:
                 self.active[active_key].add(limits.user_id)
-            return MeterResult(MeterResult.OK, self.counts[m_key])
+            return MeterResult(MeterResult.OK, self.counts[m_key], self.generation)
+
+    def limits_changed(self) -> None:
+        with self.lock:
+            self.generation += 1
 
     def month_usage(self, subject: str, moment: datetime) -> int:
         with self.lock:
@@ -230,6 +251,7 @@ class MemoryMeter:
             self.counts.clear()
             self.active.clear()
             self.windows.clear()
+            self.generation = 0
 
 
 _meters: PerRedisUrl[Meter] = PerRedisUrl(RedisMeter, MemoryMeter)
@@ -238,6 +260,25 @@ _meters: PerRedisUrl[Meter] = PerRedisUrl(RedisMeter, MemoryMeter)
 def meter() -> Meter:
     """This process's meter (Redis when ``REDIS_URL`` is set)."""
     return _meters.get()
+
+
+_seen_generation = 0
+
+
+def limits_generation() -> int:
+    """The generation of the callers' limits that this process's last metered
+    call saw: limits kept under another one are stale."""
+    return _seen_generation
+
+
+def limits_changed() -> None:
+    """Someone's limits changed (after the commit): every process drops the
+    limits it keeps at its next metered call. If the meter cannot be reached,
+    they expire as before (``APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS``)."""
+    try:
+        meter().limits_changed()
+    except Exception:
+        logger.warning("limits generation not bumped", exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -279,6 +320,8 @@ class PlanRateThrottle(SimpleRateThrottle):
         except Exception:  # the counter's outage must not take the API down
             logger.warning("metering failed; call let through", exc_info=True)
             return True
+        global _seen_generation
+        _seen_generation = result.generation
         reset = month_reset(now)
         request._request.apex_rate_limit = RateLimitInfo(
             limit=limits.monthly_quota,

@@ -97,7 +97,7 @@ def user_entitlements(*, user, now: datetime | None = None) -> Entitlements:
 
 
 # --------------------------------------------------------------- request path
-_limits_cache: dict[int, tuple[float, throttling.Limits]] = {}
+_limits_cache: dict[int, tuple[float, int, throttling.Limits]] = {}
 _limits_lock = threading.Lock()
 
 
@@ -112,26 +112,34 @@ def limits_for(plan: Plan, *, user_id: int) -> throttling.Limits:
 
 
 def user_limits(*, user_id: int) -> throttling.Limits:
-    """The user's metered-call limits, kept in this process for
-    ``APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS``: the request path reads the
-    database at most that often per user and process (a plan change applies
-    at once in the process that made it, elsewhere within that time)."""
+    """The user's metered-call limits, kept in this process: the request path
+    reads the database again after a change of limits anywhere (at the
+    process's next metered call: ``throttling.limits_generation``) or after
+    ``APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS`` (what changes with time alone:
+    the end of a past-due grace)."""
     now = time.monotonic()
+    generation = throttling.limits_generation()  # before the read: see below
     cached = _limits_cache.get(user_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    if cached is not None and cached[0] > now and cached[1] == generation:
+        return cached[2]
     limits = limits_for(
         entitlements_from(billing_account(user_id=user_id)).plan, user_id=user_id
     )
-    limits_remember(user_id=user_id, limits=limits)
+    # kept under the generation seen before the read: a change committed while
+    # reading makes it stale at once
+    limits_remember(user_id=user_id, limits=limits, generation=generation)
     return limits
 
 
-def limits_remember(*, user_id: int, limits: throttling.Limits) -> None:
+def limits_remember(
+    *, user_id: int, limits: throttling.Limits, generation: int | None = None
+) -> None:
     seconds = settings.APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS
+    if generation is None:
+        generation = throttling.limits_generation()
     if seconds:
         with _limits_lock:
-            _limits_cache[user_id] = (time.monotonic() + seconds, limits)
+            _limits_cache[user_id] = (time.monotonic() + seconds, generation, limits)
 
 
 def limits_forget(*, user_id: int | None = None) -> None:

@@ -241,6 +241,7 @@ def _announce(user_id: int, before: selectors.Entitlements, account) -> None:
 
     def run() -> None:
         selectors.limits_forget(user_id=user_id)
+        throttling.limits_changed()  # and every other process's copy
         entitlements_changed.send_robust(
             sender=None, user_id=user_id, plan=str(after.plan.key), state=after.state
         )

@@ -127,6 +127,39 @@ def test_the_plan_decides_the_quota(caller, user):
     assert caller.get(METERED)["X-RateLimit-Limit"] == "100000"
 
 
+@pytest.mark.parametrize("bumped", [True, False])
+def test_a_plan_change_elsewhere_reaches_this_process_at_its_next_metered_call(
+    caller, user, bumped
+):
+    """Another process changes the plan (the row, then the bump after its
+    commit): this process's kept limits give way at its next metered call -
+    the one that sees the new generation - and stay kept without the bump."""
+    from billing.models import BillingAccount
+
+    for _ in range(2):  # the first call learns the generation, the second keeps
+        assert caller.get(METERED)["X-RateLimit-Limit"] == str(FREE.monthly_quota)
+    BillingAccount.objects.update_or_create(
+        user_id=user.pk, defaults={"override_plan": "pro"}
+    )
+    if bumped:
+        throttling.limits_changed()
+    assert caller.get(METERED)["X-RateLimit-Limit"] == str(FREE.monthly_quota)
+    expected = "100000" if bumped else str(FREE.monthly_quota)
+    assert caller.get(METERED)["X-RateLimit-Limit"] == expected
+
+
+def test_the_in_process_meter_carries_the_generation_too():
+    meter = throttling.MemoryMeter()
+    limits = throttling.Limits(
+        subject="u1", user_id=1, rate_per_second=1, monthly_quota=1, hard_limit=1
+    )
+    now = datetime.now(UTC)
+    assert meter.hit(limits, now).generation == 0
+    meter.limits_changed()
+    # a counted call and a refused one
+    assert [meter.hit(limits, now).generation for _ in range(2)] == [1, 1]
+
+
 def test_the_quota_is_exact_under_concurrency():
     """16 threads race for a quota of 1,000 on the real Redis: the Lua script
     checks and counts atomically, so exactly 1,000 calls are let through."""

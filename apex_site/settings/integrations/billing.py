@@ -31,10 +31,12 @@ APEX_PLAN_RATE_RESOLVER = (
 APEX_METERED_PATHS = tuple(
     env_list("APEX_METERED_PATHS", ["/v1/recommendations/", "/v1/search", "/v1/events"])
 )
-# A serving process keeps a user's plan limits this long; the process that
-# applies a change forgets them at once.
+# A serving process keeps a user's plan limits at most this long. A change of
+# plan reaches every process sooner, at its next metered call (the meter
+# carries a generation the change bumps); this bounds what changes with time
+# alone (the end of a past-due grace) and a change whose bump found Redis down.
 APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS = env_int(
-    "APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS", 10, minimum=0
+    "APEX_BILLING_ENTITLEMENTS_CACHE_SECONDS", 300, minimum=0
 )
 # past_due keeps the paid plan this many days after the first failed payment.
 APEX_BILLING_PAST_DUE_GRACE_DAYS = env_int(
