@@ -116,6 +116,19 @@ def test_postgresql_connections_are_pooled_unless_turned_off(tmp_path):
     assert unpooled.stdout.split() == ["60", "None"]
 
 
+def test_postgresql_binds_on_the_server_unless_turned_off(tmp_path):
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['OPTIONS'].get('server_side_binding'))"
+    )
+    url = {"APEX_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgres://a@localhost/b"}
+    for value, expected in ((None, "True"), ("off", "False")):
+        env = url if value is None else {**url, "APEX_DB_SERVER_SIDE_BINDING": value}
+        result = _start(env, args=["shell", "-v", "0", "-c", code])
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [expected]
+
+
 def test_the_middleware_chain_runs_synchronously_under_asgi():
     """Django's async-capable middleware switch threads around every hook
     under ASGI; ``SyncChainMiddleware`` keeps the chain in one thread
