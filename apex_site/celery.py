@@ -71,9 +71,7 @@ def _no_connection_at_start(**_kwargs) -> None:
     from django.db import connections
 
     for conn in connections.all(initialized_only=True):
-        conn.close()
-        if getattr(conn, "_connection_pools", {}).get(conn.alias) is not None:
-            conn.close_pool()
+        _drop_pool(conn)
 
 
 @task_prerun.connect
@@ -83,8 +81,8 @@ def _usable_connection_for_the_task(sender=None, **_kwargs) -> None:
     every idle one did: the pool is dropped and the task connects afresh
     instead of failing (psycopg's own checks back off 1, 2, 4 s per dead
     connection). Web requests skip this (a round trip each); a dead connection
-    there is one 503, then discarded. Not for a task run in process (eager)."""
-    if getattr(getattr(sender, "request", None), "is_eager", False):
+    there is one 503, then discarded."""
+    if _in_process(sender):
         return
     from django.db import DatabaseError, connection
 
@@ -95,8 +93,7 @@ def _usable_connection_for_the_task(sender=None, **_kwargs) -> None:
     except DatabaseError:
         return  # PostgreSQL is down: the task meets it itself
     if not connection.is_usable():
-        connection.close()
-        connection.close_pool()
+        _drop_pool(connection)
 
 
 @task_postrun.connect
@@ -104,11 +101,24 @@ def _connections_back_after_the_task(sender=None, **_kwargs) -> None:
     """After each task what Django does after each request: a pooled
     connection goes back to the pool (CONN_MAX_AGE is 0 with the pool), a
     broken or old one is closed."""
-    if getattr(getattr(sender, "request", None), "is_eager", False):
+    if _in_process(sender):
         return
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+def _in_process(sender) -> bool:
+    """A task run in process (eager) runs inside its caller's transaction:
+    its connection is not the worker's to manage."""
+    return bool(getattr(getattr(sender, "request", None), "is_eager", False))
+
+
+def _drop_pool(conn) -> None:
+    """Close ``conn`` and this process's pool behind it, if one was built."""
+    conn.close()
+    if getattr(conn, "_connection_pools", {}).get(conn.alias) is not None:
+        conn.close_pool()
 
 
 @app.task(name="platform.record_heartbeat", queue="default", ignore_result=False)
